@@ -1,0 +1,12 @@
+"""Online statistics for comparing a candidate model with its baseline.
+
+Usable on their own: no Kafka, HTTP or Prometheus imports.
+"""
+
+from __future__ import annotations
+
+from detectors.base import Detector
+from detectors.calibration import detector_arl0, lorden_threshold
+from detectors.rate import RateShiftDetector
+
+__all__ = ["Detector", "RateShiftDetector", "detector_arl0", "lorden_threshold"]

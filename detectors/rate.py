@@ -1,0 +1,289 @@
+"""Sequential test that a candidate's rate has left a tolerance around the baseline's rate."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from detectors.base import Detector
+
+__all__ = ["RateShiftDetector"]
+
+Family = Literal["bernoulli", "poisson"]
+
+#: Alternatives tried, as multiples of the tolerance boundary rate (up) or divisors (down).
+DEFAULT_SHIFTS: tuple[float, ...] = (1.25, 1.5, 2.0, 3.0)
+_EPS = 1e-12
+
+
+class RateShiftDetector(Detector):
+    """Mixture CUSUM for a Bernoulli or Poisson rate moving beyond a tolerance.
+
+    The candidate's observations are tested against the *boundary* of the
+    tolerance region around the baseline rate ``r``: ``r + max_increase`` (or
+    ``r * (1 + max_relative_change)``) upwards and ``r - max_decrease`` (or
+    ``r * (1 - max_relative_change)``) downwards. A shift that stays inside the
+    tolerance therefore drifts every CUSUM down, and only a shift beyond it
+    accumulates evidence. The post-change rate is unknown, so one CUSUM runs
+    per alternative in ``shifts`` and the statistic is their maximum
+    (a discretised generalised-likelihood-ratio CUSUM, Lorden 1971).
+
+    The baseline rate is estimated from the baseline's own stream
+    (:meth:`update_reference`). Its sampling error is allowed for by testing
+    against the boundary shifted outwards by ``z`` standard errors, so an
+    uncertain baseline delays an alarm rather than causing a false one.
+
+    Each candidate observation is a pair (count, exposure): a Bernoulli trial
+    is ``(x, 1)`` with ``x`` in {0, 1}; for a Poisson rate per inference an
+    inference is ``(0, 1)`` and a matching action ``(1, 0)``. The
+    log-likelihood ratio of one observation is ``count * a - exposure * b``.
+
+    Parameters
+    ----------
+    family
+        ``"bernoulli"`` (a share of inferences) or ``"poisson"`` (events per inference).
+    threshold
+        CUSUM threshold ``h``; see :func:`detectors.calibration.lorden_threshold`.
+    max_increase, max_decrease
+        Absolute tolerances on the rate (either or both).
+    max_relative_change
+        Two-sided tolerance relative to the baseline rate (instead of the two above).
+    shifts
+        Alternatives, as multiples (up) or divisors (down) of the boundary rate.
+    min_reference
+        Baseline exposure needed before the test starts (``inconclusive`` until then).
+    min_observations
+        Candidate exposure needed before the state can be ``ok``.
+    z
+        Standard errors by which the boundary is moved outwards for baseline uncertainty.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> det = RateShiftDetector("bernoulli", threshold=12.0, max_relative_change=0.25)
+    >>> det.update_reference(count=int((rng.random(50_000) < 0.08).sum()), exposure=50_000)
+    >>> det.update_many(rng.random(20_000) < 0.04)   # escalations halved
+    >>> det.drift_detected, det.alarm_index < 5_000
+    (True, True)
+
+    References
+    ----------
+    E. S. Page, "Continuous inspection schemes", Biometrika 41, 100-115, 1954.
+    G. Lorden, "Procedures for reacting to a change in distribution",
+    Ann. Math. Statist. 42(6), 1897-1908, 1971 (eq. 2.1, the CUSUM as a
+    maximum of log-likelihood ratios; Theorem 2 for ARL0 >= exp(h)).
+    """
+
+    state_keys: ClassVar[tuple[str, ...]] = (
+        "ref_count",
+        "ref_exposure",
+        "count",
+        "exposure",
+        "n",
+        "cusum",
+        "detected",
+        "alarm_index",
+    )
+    param_keys: ClassVar[tuple[str, ...]] = (
+        "family",
+        "threshold",
+        "max_increase",
+        "max_decrease",
+        "max_relative_change",
+        "shifts",
+        "min_reference",
+        "min_observations",
+        "z",
+    )
+
+    def __init__(
+        self,
+        family: Family,
+        threshold: float,
+        *,
+        max_increase: float | None = None,
+        max_decrease: float | None = None,
+        max_relative_change: float | None = None,
+        shifts: Sequence[float] = DEFAULT_SHIFTS,
+        min_reference: float = 1000.0,
+        min_observations: float = 200.0,
+        z: float = 2.0,
+    ) -> None:
+        if family not in ("bernoulli", "poisson"):
+            raise ValueError(f"family must be 'bernoulli' or 'poisson', got {family!r}")
+        if not threshold > 0:
+            raise ValueError(f"threshold must be > 0, got {threshold}")
+        if max_relative_change is not None and (max_increase is not None or max_decrease is not None):
+            raise ValueError("give max_relative_change or max_increase/max_decrease, not both")
+        if all(v is None for v in (max_increase, max_decrease, max_relative_change)):
+            raise ValueError("one of max_increase, max_decrease, max_relative_change is required")
+        for name, value in (
+            ("max_increase", max_increase),
+            ("max_decrease", max_decrease),
+            ("max_relative_change", max_relative_change),
+        ):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if not shifts or any(not s > 1 for s in shifts):
+            raise ValueError(f"shifts must be a non-empty sequence of numbers > 1, got {shifts}")
+        if min_reference < 0 or min_observations < 0 or z < 0:
+            raise ValueError("min_reference, min_observations and z must be >= 0")
+        self.family: Family = family
+        self.threshold = float(threshold)
+        self.max_increase = max_increase
+        self.max_decrease = max_decrease
+        self.max_relative_change = max_relative_change
+        self.shifts = tuple(float(s) for s in shifts)
+        self.min_reference = float(min_reference)
+        self.min_observations = float(min_observations)
+        self.z = float(z)
+        self._ref_count = 0.0
+        self._ref_exposure = 0.0
+        self._count = 0.0
+        self._exposure = 0.0
+        self._n = 0
+        # One CUSUM per (direction, shift): the first half tests increases.
+        self._cusum = np.zeros(2 * len(self.shifts))
+        self._detected = False
+        self._alarm_index = -1
+
+    # -- reference -----------------------------------------------------------------
+    def update_reference(self, count: float, exposure: float) -> None:
+        """Add baseline observations: ``count`` events over ``exposure`` inferences."""
+        if count < 0 or exposure < 0:
+            raise ValueError("count and exposure must be >= 0")
+        self._ref_count += float(count)
+        self._ref_exposure += float(exposure)
+
+    @property
+    def reference_rate(self) -> float:
+        """The baseline's rate so far (``nan`` before any baseline exposure)."""
+        return self._ref_count / self._ref_exposure if self._ref_exposure else math.nan
+
+    @property
+    def reference_exposure(self) -> float:
+        """Baseline exposure (inferences) seen so far."""
+        return self._ref_exposure
+
+    @property
+    def observed_rate(self) -> float:
+        """The candidate's rate so far (``nan`` before any candidate exposure)."""
+        return self._count / self._exposure if self._exposure else math.nan
+
+    @property
+    def ready(self) -> bool:
+        """Whether the baseline has enough data for the test to run."""
+        return self._ref_exposure >= self.min_reference and self._ref_exposure > 0
+
+    @property
+    def conclusive(self) -> bool:
+        """Whether both sides have enough data for ``ok`` to mean something."""
+        return self._detected or (self.ready and self._exposure >= self.min_observations)
+
+    def _coefficients(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Per-CUSUM (a, b): log-likelihood ratio of (count, exposure) is count*a - exposure*b."""
+        n = self._ref_exposure
+        # Smoothed so that a baseline that never saw the event still gives a finite boundary.
+        r = (self._ref_count + 0.5) / (n + 1.0)
+        var = r * (1.0 - r) if self.family == "bernoulli" else r
+        se = self.z * math.sqrt(var / (n + 1.0))
+        hi, lo = r + se, max(r - se, 0.0)
+        if self.max_relative_change is not None:
+            up: float | None = hi * (1.0 + self.max_relative_change)
+            down: float | None = lo * (1.0 - self.max_relative_change)
+        else:
+            up = hi + self.max_increase if self.max_increase is not None else None
+            down = lo - self.max_decrease if self.max_decrease is not None else None
+        k = len(self.shifts)
+        a = np.zeros(2 * k)
+        b = np.full(2 * k, np.inf)  # an arm with no valid boundary never accumulates
+        for i, s in enumerate(self.shifts):
+            if up is not None and up < (1.0 if self.family == "bernoulli" else math.inf):
+                a[i], b[i] = self._llr(up, up * s)
+            if down is not None and down > _EPS:
+                a[k + i], b[k + i] = self._llr(down, down / s)
+        return a, b
+
+    def _llr(self, r0: float, r1: float) -> tuple[float, float]:
+        if self.family == "bernoulli":
+            r1 = min(r1, 1.0 - 1e-9)
+            return (
+                math.log(r1 * (1.0 - r0) / (r0 * (1.0 - r1))),
+                math.log((1.0 - r0) / (1.0 - r1)),
+            )
+        return math.log(r1 / r0), r1 - r0
+
+    # -- candidate -----------------------------------------------------------------
+    def update(self, x: Any) -> None:
+        """Feed one Bernoulli outcome ``x`` or one ``(count, exposure)`` pair."""
+        if isinstance(x, tuple):
+            self.update_many([x[0]], [x[1]])
+        else:
+            self.update_many([x])
+
+    def update_many(self, xs: ArrayLike, exposures: ArrayLike | None = None) -> None:
+        """Feed candidate observations in order.
+
+        ``xs`` are counts; ``exposures`` default to 1 each (Bernoulli trials or
+        one inference each).
+        """
+        counts = np.asarray(xs, dtype=np.float64).reshape(-1)
+        if counts.size == 0:
+            return
+        expo = (
+            np.ones_like(counts)
+            if exposures is None
+            else np.asarray(exposures, dtype=np.float64).reshape(-1)
+        )
+        if expo.shape != counts.shape:
+            raise ValueError("xs and exposures must have the same length")
+        start = self._n
+        self._n += counts.size
+        self._count += float(counts.sum())
+        self._exposure += float(expo.sum())
+        if self._detected or not self.ready:
+            return
+        a, b = self._coefficients()
+        live = np.isfinite(b)
+        with np.errstate(invalid="ignore"):
+            z = np.where(live, counts[:, None] * a - expo[:, None] * np.where(live, b, 0.0), 0.0)
+        # Lindley recursion S_n = max(0, S_{n-1} + z_n), vectorised as
+        # S_n = C_n - min(-S_0, min_{k<=n} C_k) with C the running sum of z.
+        c = np.cumsum(z, axis=0)
+        s = c - np.minimum(np.minimum.accumulate(c, axis=0), -self._cusum)
+        over = np.flatnonzero((s > self.threshold).any(axis=1))
+        if over.size:
+            self._detected = True
+            self._alarm_index = start + int(over[0]) + 1
+            self._cusum = s[over[0]].copy()
+        else:
+            self._cusum = s[-1].copy()
+
+    # -- read-only results ---------------------------------------------------------
+    @property
+    def drift_detected(self) -> bool:
+        return self._detected
+
+    @property
+    def statistic(self) -> float:
+        return float(self._cusum.max())
+
+    @property
+    def alarm_index(self) -> int:
+        """How many candidate observations had been fed when the alarm was raised (-1: none)."""
+        return self._alarm_index
+
+    @property
+    def observations(self) -> int:
+        """Candidate observations fed so far."""
+        return self._n
+
+    def reset(self) -> None:
+        """Clear the candidate's evidence (keeps the baseline estimate)."""
+        self._cusum[:] = 0.0
+        self._detected = False
+        self._alarm_index = -1

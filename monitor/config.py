@@ -1,0 +1,183 @@
+"""Service configuration: a YAML file, ``SHIFTWATCH_*`` environment variables and flags.
+
+Precedence, highest first: command-line flags, environment variables, the
+YAML file, defaults. Nested fields use ``__`` in environment variables, e.g.
+``SHIFTWATCH_KAFKA__BOOTSTRAP_SERVERS``. Secrets (SASL and TLS key passwords)
+come from environment variables or files only and are never logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import YamlConfigSettingsSource as _YamlSource
+
+__all__ = ["ConfigError", "KafkaSettings", "LimitsSettings", "Settings", "load_settings"]
+
+ENV_PREFIX = "SHIFTWATCH_"
+
+
+class KafkaSettings(BaseModel):
+    """Where events come from, and how to connect."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bootstrap_servers: str = "localhost:9092"
+    topics: list[str] = Field(
+        default_factory=lambda: ["shiftwatch.events"], min_length=1,
+        description="one topic carrying every kind, or one per kind: every event names its kind",
+    )
+    group_id: str = Field(default="shiftwatch", min_length=1)
+    client_id: str = "shiftwatch"
+    dead_letter_topic: str = Field(default="shiftwatch.dead-letter", min_length=1)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_poll_records: int = Field(default=5000, ge=1, le=100_000)
+    poll_timeout_ms: int = Field(default=500, ge=1, le=60_000)
+    max_poll_interval_ms: int = Field(default=300_000, ge=1000)
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    fetch_max_bytes: int = Field(default=52_428_800, ge=1024)
+    max_partition_fetch_bytes: int = Field(default=10_485_760, ge=1024)
+    request_timeout_ms: int = Field(default=30_000, ge=1000)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _security_consistent(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL")
+        if sasl and self.sasl_mechanism is None:
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_mechanism "
+                "(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER)"
+            )
+        if self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+            if not self.sasl_username:
+                raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs sasl_username")
+            if self.sasl_password is None and self.sasl_password_file is None:
+                raise ValueError(
+                    f"sasl_mechanism {self.sasl_mechanism} needs a password: set "
+                    f"{ENV_PREFIX}KAFKA__SASL_PASSWORD or kafka.sasl_password_file"
+                )
+        if self.sasl_password_file is not None and not self.sasl_password_file.is_file():
+            raise ValueError(f"sasl_password_file {self.sasl_password_file} is not a readable file")
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name} {path} is not a readable file")
+        return self
+
+    def client_config(self) -> dict[str, Any]:
+        """Connection settings common to consumers and producers, in kafka-python's names."""
+        cfg: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+        if self.security_protocol.endswith("SSL"):
+            cfg["ssl_check_hostname"] = self.ssl_check_hostname
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                path = getattr(self, name)
+                if path is not None:
+                    cfg[name] = str(path)
+            if self.ssl_password is not None:
+                cfg["ssl_password"] = self.ssl_password.get_secret_value()
+        if self.sasl_mechanism is not None:
+            cfg["sasl_mechanism"] = self.sasl_mechanism
+            if self.sasl_username is not None:
+                cfg["sasl_plain_username"] = self.sasl_username
+            password = self.sasl_password.get_secret_value() if self.sasl_password else None
+            if self.sasl_password_file is not None:
+                password = self.sasl_password_file.read_text(encoding="utf-8").strip()
+            if password is not None:
+                cfg["sasl_plain_password"] = password
+        return cfg
+
+
+class LimitsSettings(BaseModel):
+    """Memory bounds of the routing state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dedupe_window: int = Field(default=1_000_000, ge=1)
+    join_capacity: int = Field(default=500_000, ge=1)
+    join_ttl_seconds: float = Field(default=14 * 86400.0, gt=0)
+    segment_cap: int = Field(default=20, ge=1, le=1000)
+
+
+class Settings(BaseSettings):
+    """Everything ``shiftwatch run`` needs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+    )
+
+    policy: Path = Field(description="the policy YAML file")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    http_host: str = "0.0.0.0"  # noqa: S104 - a service in a pod must listen beyond loopback
+    http_port: int = Field(default=9464, ge=0, le=65535)
+    alerts_out: Path | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot start the service, with each field and its fix."""
+
+
+def _fix_for(field: str) -> str:
+    env = ENV_PREFIX + field.upper().replace(".", "__")
+    return f"set `{field}` in the config file, {env} in the environment, or the flag"
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build :class:`Settings` from the file, the environment and ``overrides`` (flags).
+
+    Raises
+    ------
+    ConfigError
+        Listing every invalid or missing field with how to set it.
+    """
+    if config_file is not None and not Path(config_file).is_file():
+        raise ConfigError(f"config file {config_file}: not found")
+    yaml_path = Path(config_file) if config_file is not None else None
+
+    class _FromFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if yaml_path is not None:
+                sources.append(_YamlSource(settings_cls, yaml_file=yaml_path))
+            return tuple(sources)
+
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        settings = _FromFile(**clean)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors(include_url=False, include_input=False):
+            field = ".".join(str(p) for p in e["loc"]) or "(config)"
+            msg = e["msg"].removeprefix("Value error, ")
+            fix = _fix_for(field) if e["type"] == "missing" else "correct the value"
+            lines.append(f"  {field}: {msg} (fix: {fix})")
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
+    return settings

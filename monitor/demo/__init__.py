@@ -1,0 +1,1 @@
+"""Demo traffic: a deterministic simulator of a baseline and an optimised fraud scorer."""

@@ -1,0 +1,72 @@
+"""The unit every source hands to the pipeline, and where rejected ones go."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+from monitor.events import Rejection
+
+__all__ = ["DeadLetterSink", "JsonlDeadLetterSink", "Message"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One raw message and where it came from (a Kafka record or a file line)."""
+
+    value: bytes
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+
+
+class DeadLetterSink(Protocol):
+    """Keeps each rejected message with its reason. ``flush`` returns once all are durable."""
+
+    def send(self, message: Message, rejection: Rejection) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def dead_letter_record(message: Message, rejection: Rejection) -> dict[str, object]:
+    """The JSON form of a dead letter: the reason, the source position and the original bytes."""
+    record: dict[str, object] = {
+        "reason": rejection.reason,
+        "code": rejection.code,
+        "kind": rejection.kind,
+        "source": {"topic": message.topic, "partition": message.partition, "offset": message.offset},
+    }
+    try:
+        record["value"] = message.value.decode("utf-8")
+    except UnicodeDecodeError:
+        record["value_base64"] = base64.b64encode(message.value).decode("ascii")
+    return record
+
+
+class JsonlDeadLetterSink:
+    """Writes one JSON dead-letter record per line."""
+
+    def __init__(self, target: str | Path | IO[str]) -> None:
+        if isinstance(target, str | Path):
+            self._fh: IO[str] = open(target, "w", encoding="utf-8")  # noqa: SIM115
+            self._owned = True
+        else:
+            self._fh = target
+            self._owned = False
+
+    def send(self, message: Message, rejection: Rejection) -> None:
+        self._fh.write(json.dumps(dead_letter_record(message, rejection)) + "\n")
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        self.flush()
+        if self._owned:
+            self._fh.close()

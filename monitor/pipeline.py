@@ -1,0 +1,229 @@
+"""The processing pipeline shared by ``run``, ``replay`` and ``demo``.
+
+``Pipeline.process(batch)`` decodes, deduplicates and routes a batch of raw
+messages, updates the detectors once, and hands new alerts to the sinks. It
+keeps the ledger ``consumed = processed + dead_lettered + duplicates``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from monitor.alerts import AlertRecord, AlertSink
+from monitor.checks import Clock, ModelMonitor, segment_label
+from monitor.events import ActionEvent, InferenceEvent, OutcomeEvent, Rejection, decode
+from monitor.messages import DeadLetterSink, Message
+from monitor.metrics import CHECK_STATES, Metrics
+from monitor.policy import Policy
+from monitor.router import Deduper, JoinTable
+
+__all__ = ["BatchResult", "Ledger", "Pipeline", "PipelineLimits"]
+
+log = structlog.get_logger("shiftwatch.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineLimits:
+    """Memory bounds of the routing state."""
+
+    dedupe_window: int = 1_000_000
+    join_capacity: int = 500_000
+    join_ttl_seconds: float = 14 * 86400.0
+    segment_cap: int = 20
+
+
+@dataclass(slots=True)
+class Ledger:
+    """Running totals; ``consumed == processed + dead_lettered + duplicates`` always holds."""
+
+    consumed: int = 0
+    processed: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+    unjoined: int = 0
+    unmonitored: int = 0
+    alerts: int = 0
+
+    def balanced(self) -> bool:
+        return self.consumed == self.processed + self.dead_lettered + self.duplicates
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one call to :meth:`Pipeline.process` did."""
+
+    consumed: int = 0
+    processed: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+    alerts: list[AlertRecord] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Pipeline:
+    """Decode -> dedupe -> route -> detect -> alert, one batch at a time."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        dead_letters: DeadLetterSink,
+        alert_sinks: Sequence[AlertSink] = (),
+        metrics: Metrics | None = None,
+        limits: PipelineLimits = PipelineLimits(),
+        clock: Clock = None,
+    ) -> None:
+        self.policy = policy
+        self.dead_letters = dead_letters
+        self.alert_sinks = list(alert_sinks)
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.limits = limits
+        self.monitors = {
+            m.name: ModelMonitor(m, segment_cap=limits.segment_cap, clock=clock)
+            for m in policy.models
+        }
+        self.dedupe = Deduper(limits.dedupe_window)
+        self.joins = JoinTable(limits.join_capacity, limits.join_ttl_seconds)
+        self.ledger = Ledger()
+        self.last_event_time: datetime | None = None
+        for monitor in self.monitors.values():
+            log.info(
+                "model watched",
+                model=monitor.policy.name,
+                baseline=monitor.policy.baseline,
+                checks=len(monitor.policy.checks),
+                detector_arl0=monitor.detector_arl0,
+                threshold=round(monitor.threshold, 3),
+            )
+
+    def process(self, batch: Sequence[Message]) -> BatchResult:
+        """Process one batch completely: every message is routed, dead-lettered or dropped."""
+        started = time.perf_counter()
+        consumed: Counter[str] = Counter()
+        processed: Counter[str] = Counter()
+        duplicates: Counter[str] = Counter()
+        unjoined: Counter[str] = Counter()
+        unmonitored: Counter[str] = Counter()
+        rejected: list[tuple[Message, Rejection]] = []
+        monitors = self.monitors
+        joins = self.joins
+        seen = self.dedupe.seen
+        for message in batch:
+            event = decode(message.value)
+            if isinstance(event, Rejection):
+                consumed[event.kind] += 1
+                rejected.append((message, event))
+                continue
+            kind = event.kind
+            consumed[kind] += 1
+            if seen(event.id):
+                duplicates[kind] += 1
+                continue
+            processed[kind] += 1
+            if isinstance(event, InferenceEvent):
+                monitor = monitors.get(event.model)
+                joined = monitor.add_inference(event, message) if monitor is not None else None
+                if joined is None:
+                    unmonitored[kind] += 1
+                else:
+                    joins.put(event.request_id, joined)
+            elif isinstance(event, ActionEvent):
+                monitor = monitors.get(event.model)
+                joined = joins.get(event.request_id)
+                if joined is None:
+                    unjoined[kind] += 1
+                if monitor is None or not monitor.add_action(event, joined, message):
+                    unmonitored[kind] += 1
+            elif isinstance(event, OutcomeEvent):
+                joined = joins.get(event.request_id)
+                if joined is None:
+                    unjoined[kind] += 1
+                    continue
+                monitor = monitors.get(joined.model)
+                if monitor is None or not monitor.add_outcome(event, joined, message):
+                    unmonitored[kind] += 1
+            self.last_event_time = event.time
+
+        for message, rejection in rejected:
+            self.dead_letters.send(message, rejection)
+        alerts: list[AlertRecord] = []
+        for monitor in monitors.values():
+            alerts.extend(monitor.end_batch())
+        for alert in alerts:
+            for sink in self.alert_sinks:
+                sink.emit(alert)
+        if rejected:
+            self.dead_letters.flush()
+        if alerts:
+            for sink in self.alert_sinks:
+                sink.flush()
+        joins.expire()
+
+        result = BatchResult(
+            consumed=sum(consumed.values()),
+            processed=sum(processed.values()),
+            dead_lettered=len(rejected),
+            duplicates=sum(duplicates.values()),
+            alerts=alerts,
+            seconds=time.perf_counter() - started,
+        )
+        self._account(result, consumed, processed, duplicates, unjoined, unmonitored, rejected)
+        return result
+
+    def _account(
+        self,
+        result: BatchResult,
+        consumed: Counter[str],
+        processed: Counter[str],
+        duplicates: Counter[str],
+        unjoined: Counter[str],
+        unmonitored: Counter[str],
+        rejected: list[tuple[Message, Rejection]],
+    ) -> None:
+        ledger, m = self.ledger, self.metrics
+        ledger.consumed += result.consumed
+        ledger.processed += result.processed
+        ledger.dead_lettered += result.dead_lettered
+        ledger.duplicates += result.duplicates
+        ledger.unjoined += sum(unjoined.values())
+        ledger.unmonitored += sum(unmonitored.values())
+        ledger.alerts += len(result.alerts)
+        for counter, values in (
+            (m.consumed, consumed),
+            (m.processed, processed),
+            (m.duplicates, duplicates),
+            (m.unjoined, unjoined),
+            (m.unmonitored, unmonitored),
+        ):
+            for kind, n in values.items():
+                counter.labels(kind).inc(n)
+        for (kind, code), n in Counter((r.kind, r.code) for _, r in rejected).items():
+            m.dead_lettered.labels(kind, code).inc(n)
+        for alert in result.alerts:
+            m.alerts.labels(alert.model, alert.action, alert.status).inc()
+        for monitor in self.monitors.values():
+            folded = monitor.folder.folded
+            if folded:
+                m.segments_folded.labels(monitor.policy.name).inc(folded)
+                monitor.folder.folded = 0
+            for status in monitor.drain_touched():
+                labels = (monitor.policy.name, status.version, status.check.name,
+                          segment_label(status.stream))
+                m.check_state.labels(*labels).set(CHECK_STATES[status.state])
+                if status.detector is not None:
+                    m.check_statistic.labels(*labels).set(status.detector.statistic)
+                    m.check_threshold.labels(*labels).set(status.detector.threshold)
+        m.batch_seconds.observe(result.seconds)
+        m.batch_size.observe(result.consumed)
+
+    def close(self) -> None:
+        """Flush and close every sink."""
+        self.dead_letters.close()
+        for sink in self.alert_sinks:
+            sink.close()

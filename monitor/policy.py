@@ -1,0 +1,282 @@
+"""The policy file: tolerances agreed before a model change, with owners and actions.
+
+``load_policy`` validates a YAML file with pydantic and raises
+:class:`PolicyError` listing every problem with its field path and a fix, so
+``shiftwatch policy check`` and the service's start-up say the same thing.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "Check",
+    "FalseAlarm",
+    "Metric",
+    "ModelPolicy",
+    "Policy",
+    "PolicyError",
+    "Tolerance",
+    "load_policy",
+    "parse_policy",
+]
+
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+
+
+class Metric(StrEnum):
+    """What a check compares between candidate and baseline (DESIGN.md, Policy)."""
+
+    SCORE_DISTRIBUTION = "score_distribution"
+    DECISION_RATE = "decision_rate"
+    FALSE_NEGATIVE_RATE = "false_negative_rate"
+    ACTION_RATE = "action_rate"
+    TOOL_DISTRIBUTION = "tool_distribution"
+    NOVEL_TOOL = "novel_tool"
+    LATENCY = "latency"
+
+
+RATE_METRICS = frozenset({Metric.DECISION_RATE, Metric.FALSE_NEGATIVE_RATE, Metric.ACTION_RATE})
+DISTANCE_METRICS = frozenset(
+    {Metric.SCORE_DISTRIBUTION, Metric.TOOL_DISTRIBUTION, Metric.LATENCY}
+)
+
+#: Fields of ``where`` each metric understands.
+WHERE_FIELDS: dict[Metric, frozenset[str]] = {
+    Metric.DECISION_RATE: frozenset({"decision"}),
+    Metric.ACTION_RATE: frozenset({"action", "tool", "privileged", "status"}),
+    Metric.NOVEL_TOOL: frozenset({"privileged", "action", "status"}),
+    Metric.TOOL_DISTRIBUTION: frozenset({"privileged", "status"}),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tolerance(_Strict):
+    """How far the candidate may move from the baseline before a check breaches."""
+
+    max_increase: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_decrease: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_relative_change: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_distance: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        shift = [self.max_increase, self.max_decrease, self.max_relative_change]
+        if self.max_distance is not None and any(v is not None for v in shift):
+            raise ValueError(
+                "max_distance cannot be combined with max_increase/max_decrease/"
+                "max_relative_change; use max_distance for distribution checks only"
+            )
+        if self.max_relative_change is not None and (
+            self.max_increase is not None or self.max_decrease is not None
+        ):
+            raise ValueError(
+                "max_relative_change is already two-sided; drop max_increase/max_decrease "
+                "or write the two absolute bounds instead"
+            )
+        return self
+
+    @property
+    def is_empty(self) -> bool:
+        return all(v is None for v in self.model_dump().values())
+
+
+class Check(_Strict):
+    """One tolerance on one metric, and what to do when it breaks."""
+
+    name: Name
+    metric: Metric
+    where: dict[str, str | bool] = Field(default_factory=dict)
+    distance: Literal["ks", "js", "wasserstein"] | None = None
+    tolerance: Tolerance = Field(default_factory=Tolerance)
+    action: Name = "page"
+    severity: Literal["critical", "warning", "info"] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        allowed = WHERE_FIELDS.get(self.metric, frozenset())
+        unknown = sorted(set(self.where) - allowed)
+        if unknown:
+            hint = ", ".join(sorted(allowed)) if allowed else "nothing: remove `where`"
+            raise ValueError(
+                f"where: {', '.join(unknown)} not understood by metric {self.metric.value}; "
+                f"it accepts {hint}"
+            )
+        if self.distance is not None and self.metric is not Metric.SCORE_DISTRIBUTION:
+            raise ValueError(
+                f"distance applies to score_distribution only; remove it from this "
+                f"{self.metric.value} check"
+            )
+        tol = self.tolerance
+        if self.metric in RATE_METRICS:
+            if tol.max_distance is not None or tol.is_empty:
+                raise ValueError(
+                    f"tolerance: a {self.metric.value} check needs max_increase, max_decrease "
+                    "or max_relative_change, e.g. tolerance: {max_relative_change: 0.2}"
+                )
+        elif self.metric in DISTANCE_METRICS:
+            if tol.max_distance is None:
+                raise ValueError(
+                    f"tolerance: a {self.metric.value} check needs max_distance in (0, 1], "
+                    "e.g. tolerance: {max_distance: 0.1}"
+                )
+        elif not tol.is_empty:
+            raise ValueError("tolerance: novel_tool takes no tolerance (it fires on first sight)")
+        return self
+
+    @property
+    def resolved_severity(self) -> str:
+        if self.severity is not None:
+            return self.severity
+        return "critical" if self.action == "rollback" else "warning"
+
+
+class FalseAlarm(_Strict):
+    """The false-alarm budget for one model: every check and segment together."""
+
+    arl0: float = Field(
+        default=1_000_000, ge=100, allow_inf_nan=False,
+        description="expected candidate inferences between false alarms",
+    )
+
+
+class ModelPolicy(_Strict):
+    """Everything agreed for one model before its optimised version shipped."""
+
+    name: Name
+    owner: Name
+    baseline: Name
+    candidates: list[Name] | None = None
+    segments: list[Name] = Field(default_factory=list, max_length=16)
+    negative_decisions: list[str] = Field(default_factory=list)
+    positive_labels: list[str] = Field(default_factory=list)
+    false_alarm: FalseAlarm = Field(default_factory=FalseAlarm)
+    controls: list[str] = Field(default_factory=list)
+    runbook_url: str | None = None
+    checks: list[Check] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        names = [c.name for c in self.checks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"checks: duplicate check names {dupes}; give each check its own name")
+        if self.candidates is not None and self.baseline in self.candidates:
+            raise ValueError(
+                f"candidates: the baseline {self.baseline!r} cannot also be a candidate"
+            )
+        if any(c.metric is Metric.FALSE_NEGATIVE_RATE for c in self.checks) and not (
+            self.negative_decisions and self.positive_labels
+        ):
+            raise ValueError(
+                "a false_negative_rate check needs negative_decisions (e.g. [allow]) and "
+                "positive_labels (e.g. [fraud])"
+            )
+        return self
+
+    def watches(self, version: str) -> bool:
+        """Whether ``version`` is a candidate under watch."""
+        if version == self.baseline:
+            return False
+        return self.candidates is None or version in self.candidates
+
+
+class Policy(_Strict):
+    """A policy file: ``version: 1`` and a list of models."""
+
+    version: Literal[1]
+    models: list[ModelPolicy] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_models(self) -> Self:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"models: duplicate model names {dupes}; list each model once")
+        return self
+
+    def model(self, name: str) -> ModelPolicy | None:
+        for m in self.models:
+            if m.name == name:
+                return m
+        return None
+
+
+_FIXES: dict[str, str] = {
+    "missing": "add this field",
+    "extra_forbidden": "remove it, or check its spelling against DESIGN.md's policy format",
+    "literal_error": "use one of the values listed",
+    "enum": "use one of the values listed",
+    "greater_than": "use a positive number",
+    "greater_than_equal": "raise the value",
+    "less_than_equal": "lower the value",
+    "string_pattern_mismatch": "use letters, digits and . _ : / - only",
+    "too_short": "add at least one entry",
+}
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be used; ``problems`` holds (field, message, fix) triples."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {len(problems)} problem(s)"]
+        lines += [f"  {field}: {msg}" + (f" (fix: {fix})" if fix else "") for field, msg, fix in problems]
+        super().__init__("\n".join(lines))
+
+
+def _field_path(loc: tuple[int | str, ...], raw: Any) -> str:
+    """Render a pydantic location naming list items, e.g. ``models[fraud].checks[fn].metric``."""
+    path = ""
+    node = raw
+    for part in loc:
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            label = item.get("name") if isinstance(item, dict) else None
+            path += f"[{label or part}]"
+            node = item
+        else:
+            path += f".{part}" if path else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return path or "(file)"
+
+
+def parse_policy(raw: Any, source: str = "<policy>") -> Policy:
+    """Validate an already-parsed YAML document into a :class:`Policy`."""
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors(include_url=False):
+            msg = e["msg"].removeprefix("Value error, ")
+            problems.append((_field_path(tuple(e["loc"]), raw), msg, _FIXES.get(e["type"], "")))
+        raise PolicyError(source, problems) from None
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy YAML file.
+
+    Raises
+    ------
+    PolicyError
+        With every problem found, each with its field path and a fix.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(str(p), [("(file)", f"cannot read: {exc.strerror}", "check the path")]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(str(p), [("(file)", f"not valid YAML: {exc}", "fix the YAML syntax")]) from None
+    return parse_policy(raw, str(p))

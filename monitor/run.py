@@ -1,0 +1,72 @@
+"""``shiftwatch run``: the service against a Kafka cluster, wired from :class:`Settings`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import structlog
+
+from monitor.alerts import AlertSink, JsonlAlertSink, LogAlertSink
+from monitor.config import Settings
+from monitor.http import HttpServer
+from monitor.metrics import Metrics
+from monitor.pipeline import BatchResult, Pipeline, PipelineLimits
+from monitor.policy import Policy
+from monitor.service import Service
+from monitor.sources.kafka import KafkaDeadLetterSink, KafkaSource
+
+__all__ = ["build_service", "limits_from", "serve"]
+
+log = structlog.get_logger("shiftwatch.run")
+
+
+def limits_from(settings: Settings) -> PipelineLimits:
+    lim = settings.limits
+    return PipelineLimits(
+        dedupe_window=lim.dedupe_window,
+        join_capacity=lim.join_capacity,
+        join_ttl_seconds=lim.join_ttl_seconds,
+        segment_cap=lim.segment_cap,
+    )
+
+
+def build_service(
+    settings: Settings,
+    policy: Policy,
+    metrics: Metrics,
+    *,
+    extra_sinks: list[AlertSink] | None = None,
+    on_batch: Callable[[BatchResult], None] | None = None,
+    log_alerts: bool = True,
+) -> Service:
+    """Connect the Kafka source, the dead-letter topic and the alert sinks to a pipeline."""
+    sinks: list[AlertSink] = [LogAlertSink()] if log_alerts else []
+    sinks.extend(extra_sinks or [])
+    if settings.alerts_out is not None:
+        sinks.append(JsonlAlertSink(settings.alerts_out))
+    dead = KafkaDeadLetterSink(settings.kafka)
+    pipeline = Pipeline(policy, dead_letters=dead, alert_sinks=sinks, metrics=metrics,
+                        limits=limits_from(settings))
+    source = KafkaSource(settings.kafka, metrics)
+    return Service(source, pipeline, on_batch=on_batch)
+
+
+def serve(settings: Settings, policy: Policy, stop: threading.Event) -> None:
+    """Run until ``stop`` is set, serving the HTTP endpoints meanwhile."""
+    metrics = Metrics()
+    service = build_service(settings, policy, metrics)
+    http = HttpServer(metrics.registry, service.readiness, settings.http_host,
+                      settings.http_port).start()
+    log.info(
+        "started",
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        topics=settings.kafka.topics,
+        group_id=settings.kafka.group_id,
+        http=f"{http.host}:{http.port}",
+        models=[m.name for m in policy.models],
+    )
+    try:
+        service.run(stop)
+    finally:
+        http.stop()

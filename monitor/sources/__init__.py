@@ -1,0 +1,23 @@
+"""Where messages come from: Kafka for ``run`` and ``demo``, a JSONL file for ``replay``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from monitor.messages import Message
+
+__all__ = ["Source"]
+
+
+class Source(Protocol):
+    """A source of batches. ``commit`` is called once a batch is fully processed."""
+
+    def poll(self) -> list[Message]: ...
+
+    def commit(self, batch: Sequence[Message]) -> None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def healthy(self) -> bool: ...

@@ -1,0 +1,154 @@
+"""Kafka source and dead-letter topic on kafka-python.
+
+The consumer joins a group with auto-commit off. ``poll`` returns a batch;
+``commit(batch)`` commits, per partition, the offset of the *next* message to
+read (last processed offset + 1, Kafka's convention), and is only called once
+the batch is fully processed and its dead letters are durable. A crash between
+poll and commit therefore redelivers the batch: nothing is lost, and replays
+of already-seen events are dropped by id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from monitor.config import KafkaSettings
+from monitor.events import Rejection
+from monitor.messages import Message
+from monitor.metrics import Metrics
+
+__all__ = ["DeadLetterError", "KafkaDeadLetterSink", "KafkaSource"]
+
+log = structlog.get_logger("shiftwatch.kafka")
+
+
+class KafkaSource:
+    """A consumer-group member yielding batches of :class:`~monitor.messages.Message`."""
+
+    def __init__(self, settings: KafkaSettings, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._consumer = KafkaConsumer(
+            *settings.topics,
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=settings.auto_offset_reset,
+            max_poll_records=settings.max_poll_records,
+            max_poll_interval_ms=settings.max_poll_interval_ms,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            fetch_max_bytes=settings.fetch_max_bytes,
+            max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+            **settings.client_config(),
+        )
+        self._last_poll_ok = 0.0
+        self._closed = False
+
+    @property
+    def healthy(self) -> bool:
+        """True while polls succeed and the bootstrap connection is up."""
+        return (
+            not self._closed
+            and time.monotonic() - self._last_poll_ok < max(30.0, self.settings.poll_timeout_ms / 100)
+            and bool(self._consumer.bootstrap_connected())
+        )
+
+    def poll(self) -> list[Message]:
+        """One batch of at most ``max_poll_records`` messages, in partition order."""
+        records = self._consumer.poll(
+            timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_poll_records
+        )
+        self._last_poll_ok = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.up.set(1)
+        return [
+            Message(r.value if r.value is not None else b"", r.topic, r.partition, r.offset, r.key)
+            for recs in records.values()
+            for r in recs
+        ]
+
+    def commit(self, batch: Sequence[Message]) -> None:
+        """Commit the batch: for each partition, the offset after its last message."""
+        if not batch:
+            return
+        nxt: dict[TopicPartition, int] = {}
+        for m in batch:
+            tp = TopicPartition(m.topic, m.partition)
+            if m.offset + 1 > nxt.get(tp, -1):
+                nxt[tp] = m.offset + 1
+        self._consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in nxt.items()})
+        self._report_lag(nxt)
+
+    def _report_lag(self, committed: dict[TopicPartition, int]) -> None:
+        if self.metrics is None:
+            return
+        for tp, offset in committed.items():
+            high = self._consumer.highwater(tp)
+            if high is not None:
+                # Some brokers report the high watermark a batch behind; lag is never negative.
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - offset))
+
+    def close(self) -> None:
+        """Leave the group and close connections (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            if self.metrics is not None:
+                self.metrics.up.set(0)
+            self._consumer.close(autocommit=False)
+
+
+class DeadLetterError(RuntimeError):
+    """Dead letters could not be written; the batch must not be committed."""
+
+
+class KafkaDeadLetterSink:
+    """Produces each rejected message, original bytes and key, to the dead-letter topic.
+
+    The reason and source position travel as headers, as Kafka Connect's
+    dead-letter queues do: ``shiftwatch.reason``, ``shiftwatch.code``,
+    ``shiftwatch.kind``, ``shiftwatch.source.topic``, ``.partition``, ``.offset``.
+    """
+
+    def __init__(self, settings: KafkaSettings, topic: str | None = None) -> None:
+        self.topic = topic or settings.dead_letter_topic
+        self._producer = KafkaProducer(
+            acks="all", linger_ms=5, retries=10, **settings.client_config()
+        )
+        self._pending: list[Any] = []
+
+    def send(self, message: Message, rejection: Rejection) -> None:
+        headers = [
+            ("shiftwatch.reason", rejection.reason.encode()),
+            ("shiftwatch.code", rejection.code.encode()),
+            ("shiftwatch.kind", rejection.kind.encode()),
+            ("shiftwatch.source.topic", message.topic.encode()),
+            ("shiftwatch.source.partition", str(message.partition).encode()),
+            ("shiftwatch.source.offset", str(message.offset).encode()),
+        ]
+        self._pending.append(
+            self._producer.send(self.topic, value=message.value, key=message.key, headers=headers)
+        )
+
+    def flush(self) -> None:
+        """Block until every dead letter is acknowledged; raise :class:`DeadLetterError` if not."""
+        self._producer.flush()
+        pending, self._pending = self._pending, []
+        failed = 0
+        for future in pending:
+            try:
+                future.get(timeout=30)
+            except KafkaError:
+                failed += 1
+        if failed:
+            raise DeadLetterError(f"{failed} dead letter(s) not acknowledged by {self.topic}")
+
+    def close(self) -> None:
+        self.flush()
+        self._producer.close()
