@@ -17,6 +17,7 @@ import numpy as np
 
 from detectors import RateShiftDetector, detector_arl0, lorden_threshold
 from detectors.rate import DEFAULT_SHIFTS
+from monitor.action_windows import ActionWindows
 from monitor.alerts import AlertRecord, alert_id
 from monitor.events import ActionEvent, InferenceEvent, OutcomeEvent
 from monitor.messages import Message
@@ -36,10 +37,6 @@ Clock = Callable[[], datetime] | Literal["event"] | None
 def segment_label(stream: Stream) -> str:
     """The metric label of a stream: ``""`` overall, else ``key=value``."""
     return f"{stream[0]}={stream[1]}" if stream else ""
-
-
-def _matches(action: ActionEvent, where: dict[str, str | bool]) -> bool:
-    return all(getattr(action, k, None) == v for k, v in where.items())
 
 
 @dataclass(slots=True)
@@ -78,10 +75,8 @@ class _Pending:
     """One stream's events of the current batch."""
 
     inferences: list[tuple[InferenceEvent, Message]] = field(default_factory=list)
-    sequence: list[tuple[InferenceEvent | ActionEvent, Message]] = field(default_factory=list)
     base_inferences: int = 0
     base_decisions: Counter[str] = field(default_factory=Counter)
-    base_actions: list[ActionEvent] = field(default_factory=list)
 
 
 class ModelMonitor:
@@ -97,11 +92,15 @@ class ModelMonitor:
         self.detector_arl0 = detector_arl0(policy.false_alarm.arl0, self.n_detectors)
         self.threshold = lorden_threshold(self.detector_arl0, 2 * len(DEFAULT_SHIFTS))
         self.statuses: dict[tuple[str, str, Stream], CheckStatus] = {}
-        self._reference: dict[Stream, RateShiftDetector] = {}
+        self._action_checks = [c for c in policy.checks if c.metric is Metric.ACTION_RATE]
+        self.actions = ActionWindows(self._action_checks, policy.action_window_seconds)
+        # The newest inference (by event time): its processing is what releases buckets.
+        self._watermark = float("-inf")
+        self._watermark_event: tuple[datetime, Message] | None = None
         self._pending: dict[tuple[str, Stream], _Pending] = {}
         self._touched: set[tuple[str, str, Stream]] = set()
         self._by_check_stream: dict[tuple[str, Stream], list[CheckStatus]] = {}
-        self._reference_totals: dict[tuple[str, Stream], tuple[int, int]] = {}
+        self._reference_totals: dict[tuple[str, Stream], tuple[float, float]] = {}
 
     # -- routing ---------------------------------------------------------------------
     def role(self, version: str) -> str | None:
@@ -131,23 +130,29 @@ class ModelMonitor:
                     pending.base_decisions[event.decision] += 1
             else:
                 pending.inferences.append((event, message))
-                pending.sequence.append((event, message))
+        ts = event.time.timestamp()
+        if self._action_checks:
+            self.actions.add_inference(event.version, streams, ts)
+        if ts > self._watermark:
+            self._watermark = ts
+            self._watermark_event = (event.time, message)
         negative = event.decision in self.policy.negative_decisions
-        return Joined(event.model, event.version, streams, negative, event.time.timestamp())
+        return Joined(event.model, event.version, streams, negative, ts)
 
     def add_action(self, event: ActionEvent, joined: Joined | None, message: Message) -> bool:
-        """Buffer an action; returns False when no watched version produced it."""
-        role = self.role(event.version)
-        if role is None:
+        """Count an action for its inference; returns False when no watched version produced it.
+
+        Without a join (inference unseen or expired) the action counts in the
+        overall stream only, at its own time.
+        """
+        if self.role(event.version) is None:
             return False
-        same = joined is not None and joined.model == event.model and joined.version == event.version
-        streams: tuple[Stream, ...] = joined.streams if same and joined is not None else ((),)
-        for stream in streams:
-            pending = self._pending_for(event.version, stream)
-            if role == "baseline":
-                pending.base_actions.append(event)
-            else:
-                pending.sequence.append((event, message))
+        if not self._action_checks:
+            return True
+        if joined is not None and joined.model == event.model and joined.version == event.version:
+            self.actions.add_action(event.version, joined.streams, joined.time, event)
+        else:
+            self.actions.add_action(event.version, ((),), event.time.timestamp(), event)
         return True
 
     def add_outcome(self, event: OutcomeEvent, joined: Joined, message: Message) -> bool:
@@ -190,15 +195,27 @@ class ModelMonitor:
             if version != baseline:
                 continue
             for check in self.policy.checks:
-                if check.metric not in EVALUATED:
+                if check.metric is not Metric.DECISION_RATE:
                     continue
-                count = self._base_count(check, pending)
+                count = pending.base_decisions.get(str(check.where.get("decision")), 0)
                 key = (check.name, stream)
                 c0, e0 = self._reference_totals.get(key, (0, 0))
                 self._reference_totals[key] = (c0 + count, e0 + pending.base_inferences)
                 for status in self._by_check_stream.get(key, ()):
                     if status.detector is not None:
                         status.detector.update_reference(count, pending.base_inferences)
+        released = self.actions.release(self._watermark) if self._action_checks else {}
+        for (version, stream), (exposures, counts) in released.items():
+            if version != baseline:
+                continue
+            for j, check in enumerate(self._action_checks):
+                key = (check.name, stream)
+                count, exposure = float(counts[:, j].sum()), float(exposures.sum())
+                c0, e0 = self._reference_totals.get(key, (0, 0))
+                self._reference_totals[key] = (c0 + count, e0 + exposure)
+                for status in self._by_check_stream.get(key, ()):
+                    if status.detector is not None:
+                        status.detector.update_reference(count, exposure)
         alerts: list[AlertRecord] = []
         for (version, stream), pending in pending_items:
             if version == baseline:
@@ -206,40 +223,36 @@ class ModelMonitor:
             for check in self.policy.checks:
                 status = self._status(check, version, stream)
                 self._touched.add((check.name, version, stream))
-                if status.detector is None:
+                if status.detector is not None and check.metric is Metric.DECISION_RATE:
+                    alert = self._feed_decisions(status, status.detector, pending)
+                    if alert is not None:
+                        alerts.append(alert)
+        for (version, stream), (exposures, counts) in released.items():
+            if version == baseline:
+                continue
+            for j, check in enumerate(self._action_checks):
+                status = self._status(check, version, stream)
+                self._touched.add((check.name, version, stream))
+                det = status.detector
+                if det is None:
                     continue
-                alert = self._feed(status, status.detector, pending)
-                if alert is not None:
-                    alerts.append(alert)
+                det.update_many(counts[:, j], exposures)
+                if det.drift_detected and not status.fired and self._watermark_event is not None:
+                    status.fired = True
+                    alerts.append(self._alert(status, det, *self._watermark_event))
         return alerts
 
-    @staticmethod
-    def _base_count(check: Check, pending: _Pending) -> int:
-        if check.metric is Metric.DECISION_RATE:
-            return pending.base_decisions.get(str(check.where.get("decision")), 0)
-        return sum(1 for a in pending.base_actions if _matches(a, check.where))
-
-    def _feed(
+    def _feed_decisions(
         self, status: CheckStatus, det: RateShiftDetector, pending: _Pending
     ) -> AlertRecord | None:
-        check = status.check
-        refs: list[tuple[InferenceEvent | ActionEvent, Message]]
-        if check.metric is Metric.DECISION_RATE:
-            wanted = check.where.get("decision")
-            refs = list(pending.inferences)
-            counts = np.fromiter((e.decision == wanted for e, _ in refs), dtype=np.float64, count=len(refs))
-            exposures = None
-        else:
-            refs = [
-                (e, m) for e, m in pending.sequence
-                if isinstance(e, InferenceEvent) or _matches(e, check.where)
-            ]
-            counts = np.fromiter((isinstance(e, ActionEvent) for e, _ in refs), dtype=np.float64, count=len(refs))
-            exposures = 1.0 - counts
+        refs = pending.inferences
         if not refs:
             return None
+        wanted = status.check.where.get("decision")
+        counts = np.fromiter((e.decision == wanted for e, _ in refs), dtype=np.float64,
+                             count=len(refs))
         before = det.observations
-        det.update_many(counts, exposures)
+        det.update_many(counts)
         if not det.drift_detected or status.fired:
             return None
         status.fired = True

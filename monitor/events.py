@@ -10,6 +10,7 @@ must be finite and in [0, 1], times must be RFC 3339 with an offset.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeAlias
 
@@ -45,11 +46,20 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Milliseconds = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 
 
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
 def _rfc3339_string(value: object) -> object:
     # Events are decoded with json.loads and validated in (strict) Python mode,
-    # where pydantic would otherwise also take epoch numbers for a datetime.
+    # where pydantic would otherwise also take epoch numbers (even as strings).
     if not isinstance(value, str):
         raise ValueError(f"expected an RFC 3339 string, got {type(value).__name__}")
+    if not _RFC3339.fullmatch(value):
+        raise ValueError(
+            f"{value[:40]!r} is not RFC 3339 (e.g. 2026-11-02T09:00:00.123Z or +01:00 offset)"
+        )
     return value
 
 

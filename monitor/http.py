@@ -47,7 +47,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/livez":
             self._json(200, {"status": "ok"})
         elif path == "/readyz":
-            ready, reason = self.server.readiness()
+            try:
+                ready, reason = self.server.readiness()
+            except Exception as exc:  # a probe must answer, whatever broke
+                ready, reason = False, f"readiness check failed: {type(exc).__name__}"
             self._json(200 if ready else 503, {"status": "ready" if ready else "not ready",
                                                "reason": reason})
         else:

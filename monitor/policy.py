@@ -161,6 +161,10 @@ class ModelPolicy(_Strict):
     false_alarm: FalseAlarm = Field(default_factory=FalseAlarm)
     controls: list[str] = Field(default_factory=list)
     runbook_url: str | None = None
+    action_window_seconds: float = Field(
+        default=10.0, gt=0, le=86400, allow_inf_nan=False,
+        description="how long after an inference its actions are still counted for action_rate",
+    )
     checks: list[Check] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -275,6 +279,10 @@ def load_policy(path: str | Path) -> Policy:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(str(p), [("(file)", f"cannot read: {exc.strerror}", "check the path")]) from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(
+            str(p), [("(file)", f"not UTF-8 text (byte {exc.start})", "save the file as UTF-8")]
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -101,6 +101,8 @@ class JoinTable:
         self.ttl = ttl
         self._table: OrderedDict[str, Joined] = OrderedDict()
         self._watermark = float("-inf")
+        self._out_of_order = 0
+        self._swept_at = float("-inf")
         self.evicted = 0
 
     def put(self, request_id: str, joined: Joined) -> None:
@@ -109,6 +111,8 @@ class JoinTable:
         table.move_to_end(request_id)
         if joined.time > self._watermark:
             self._watermark = joined.time
+        else:
+            self._out_of_order += 1
         if len(table) > self.capacity:
             table.popitem(last=False)
             self.evicted += 1
@@ -120,7 +124,13 @@ class JoinTable:
         return joined
 
     def expire(self) -> int:
-        """Drop entries older than the TTL; returns how many were dropped."""
+        """Drop entries older than the TTL; returns how many were dropped.
+
+        Entries are kept in arrival order, so expiry pops from the head until a
+        fresh entry. Entries that arrived out of time order can hide behind a
+        fresh one; they are swept by a full pass, at most once per sixteenth
+        of a TTL of event time, so the cost stays amortised.
+        """
         cutoff = self._watermark - self.ttl
         table = self._table
         dropped = 0
@@ -130,6 +140,13 @@ class JoinTable:
                 break
             table.popitem(last=False)
             dropped += 1
+        if self._out_of_order and self._watermark - self._swept_at >= self.ttl / 16:
+            stale = [rid for rid, j in table.items() if j.time < cutoff]
+            for rid in stale:
+                del table[rid]
+            dropped += len(stale)
+            self._out_of_order = 0
+            self._swept_at = self._watermark
         self.evicted += dropped
         return dropped
 

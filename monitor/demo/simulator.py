@@ -17,7 +17,7 @@ of :data:`BLOCK_REQUESTS` requests from a generator seeded with
 ``(seed, block index)``, and the same draws are made whatever the scenario's
 degradations, so the output does not depend on how the stream is cut into
 batches, and two scenarios with the same seed differ only where their
-degradations do.
+parameters act.
 
 Examples
 --------
@@ -48,9 +48,13 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "AMOUNT_BANDS",
     "BLOCK_REQUESTS",
+    "DECISIONS",
+    "LANGS",
     "NOVEL_TOOL",
     "RARE_LANG",
+    "TOOLS",
     "EventDict",
     "Scenario",
     "TrafficSimulator",
@@ -113,6 +117,9 @@ _LATENCY_MEDIAN_MS: Final = 35.0
 _LATENCY_SIGMA: Final = 0.3
 _ACTION_GAP_MIN_MS: Final = 50.0
 _ACTION_GAP_MEAN_MS: Final = 150.0
+# One gap before each tool call, then one before the novel tool and one before
+# the escalation, each counted from the previous step.
+_ACTION_GAPS: Final = _MAX_TOOL_CALLS + 2
 _QUANTISATION_LEVELS: Final = 16
 # Rare-segment candidate scores below this are left alone by the deny stretch.
 _STRETCH_FROM: Final = 0.4
@@ -543,7 +550,7 @@ class TrafficSimulator:
         escalate_u = rng.random(n)
         tool_count = np.searchsorted(_TOOL_COUNT_CUM, rng.random(n), side="right")
         tool = np.searchsorted(_TOOL_CUM, rng.random((n, _MAX_TOOL_CALLS)), side="right")
-        gaps_ms = _ACTION_GAP_MIN_MS + rng.exponential(_ACTION_GAP_MEAN_MS, (n, 5))
+        gaps_ms = _ACTION_GAP_MIN_MS + rng.exponential(_ACTION_GAP_MEAN_MS, (n, _ACTION_GAPS))
         novel_u = rng.random(n)
         outcome_u = rng.random(n)
         delay_unit = rng.exponential(1.0, n)
@@ -571,7 +578,7 @@ class TrafficSimulator:
         novel = (
             candidate & (novel_u < _NOVEL_TOOL_P)
             if sc.novel_privileged_tool
-            else (np.zeros(n, dtype=np.bool_))
+            else np.zeros(n, dtype=np.bool_)
         )
         report_fraud = fraud & (decision == 0) & (outcome_u < sc.outcome_share)
         report_legit = ~fraud & (outcome_u < _LEGIT_AUDIT_P)
@@ -647,7 +654,9 @@ class TrafficSimulator:
         position[stream_order] = np.arange(len(stream_order))
         time_list: list[int] = times.tolist()
         seq_list: list[int] = seqs.tolist()
-        keyed: list[_Keyed] = [(time_list[i], seq_list[i], events[i]) for i in stream_order]
+        keyed: list[_Keyed] = [
+            (time_list[i], seq_list[i], events[i]) for i in stream_order.tolist()
+        ]
         inference_pos: list[int] = position[:n].tolist()
         # Everything after the block's last inference waits in the heap: it
         # may interleave with later blocks.

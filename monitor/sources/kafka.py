@@ -53,12 +53,11 @@ class KafkaSource:
 
     @property
     def healthy(self) -> bool:
-        """True while polls succeed and the bootstrap connection is up."""
-        return (
-            not self._closed
-            and time.monotonic() - self._last_poll_ok < max(30.0, self.settings.poll_timeout_ms / 100)
-            and bool(self._consumer.bootstrap_connected())
-        )
+        """True while polls succeed and at least one broker connection is up."""
+        if self._closed or time.monotonic() - self._last_poll_ok > 30.0:
+            return False
+        client = self._consumer._client  # kafka-python exposes connection state only here
+        return any(client.connected(node.node_id) for node in client.cluster.brokers())
 
     def poll(self) -> list[Message]:
         """One batch of at most ``max_poll_records`` messages, in partition order."""

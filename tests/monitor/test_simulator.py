@@ -7,9 +7,12 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from monitor.demo.simulator import (
@@ -64,29 +67,44 @@ def _inferences(events: Iterable[EventDict], version: str) -> list[EventDict]:
     return [e for e in events if e["kind"] == "inference" and e["version"] == version]
 
 
-def _action_rate(events: list[EventDict], version: str, **where: object) -> float:
-    requests = len(_inferences(events, version))
-    matching = sum(
-        1
-        for e in events
-        if e["kind"] == "action"
-        and e["version"] == version
-        and all(e.get(k) == v for k, v in where.items())
-    )
-    return matching / requests
-
-
 def _lang(event: EventDict) -> object:
     segments = event["segments"]
     assert isinstance(segments, dict)
     return segments["lang"]
 
 
-def _decision_rate(
-    events: list[EventDict], version: str, decision: str, lang: str | None = None
-) -> float:
-    rows = [e for e in _inferences(events, version) if lang is None or _lang(e) == lang]
-    return sum(e["decision"] == decision for e in rows) / len(rows)
+class _ByVersion:
+    """Inferences and actions of one stream split by version, for rate checks."""
+
+    def __init__(self, events: list[EventDict]) -> None:
+        self.inferences = {v: _inferences(events, v) for v in (BASELINE, CANDIDATE)}
+        self.actions: dict[object, list[EventDict]] = {BASELINE: [], CANDIDATE: []}
+        for event in events:
+            if event["kind"] == "action":
+                self.actions[event["version"]].append(event)
+
+    def action_rate(self, version: str, **where: object) -> float:
+        matching = sum(all(e.get(k) == v for k, v in where.items()) for e in self.actions[version])
+        return matching / len(self.inferences[version])
+
+    def decision_rate(self, version: str, decision: str, lang: str | None = None) -> float:
+        rows = [e for e in self.inferences[version] if lang is None or _lang(e) == lang]
+        return sum(e["decision"] == decision for e in rows) / len(rows)
+
+    def values(self, version: str, field: str) -> npt.NDArray[np.float64]:
+        return np.array([e[field] for e in self.inferences[version]], dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def degraded_split(degraded: list[EventDict]) -> _ByVersion:
+    """The degraded stream split by version."""
+    return _ByVersion(degraded)
+
+
+@pytest.fixture(scope="module")
+def identical_split(identical: list[EventDict]) -> _ByVersion:
+    """The identical-candidate stream split by version."""
+    return _ByVersion(identical)
 
 
 def _line(event: EventDict) -> bytes:
@@ -126,7 +144,7 @@ def test_stream_does_not_depend_on_batch_size() -> None:
 def test_events_are_in_event_time_order(degraded: list[EventDict]) -> None:
     """The whole stream, drained tail included, never goes back in event time."""
     times = [_time(e) for e in degraded]
-    assert all(a <= b for a, b in zip(times, times[1:], strict=False))
+    assert all(a <= b for a, b in pairwise(times))
     assert times[0] == Scenario().start
 
 
@@ -144,7 +162,8 @@ def test_actions_and_outcomes_follow_their_inference(degraded: list[EventDict]) 
         if event["kind"] == "action":
             action_delays.append(delay.total_seconds())
     assert 0.1 < float(np.median(action_delays)) < 1.0
-    assert max(action_delays) < 10.0
+    # Inside the demo policy's action_window_seconds (5), so every action joins.
+    assert max(action_delays) < 5.0
 
 
 def test_ids_are_unique(degraded: list[EventDict]) -> None:
@@ -209,79 +228,79 @@ def test_events_pass_the_event_decoder() -> None:
         assert isinstance(decoded, models[str(event["kind"])])
 
 
-def test_canary_share_shows_in_the_traffic(degraded: list[EventDict]) -> None:
+def test_canary_share_shows_in_the_traffic(degraded_split: _ByVersion) -> None:
     """About 30 % of requests are served by the candidate."""
-    share = len(_inferences(degraded, CANDIDATE)) / N_REQUESTS
+    share = len(degraded_split.inferences[CANDIDATE]) / N_REQUESTS
     assert 0.29 <= share <= 0.31
 
 
-def test_escalation_factor_shows_in_the_actions(degraded: list[EventDict]) -> None:
+def test_escalation_factor_shows_in_the_actions(degraded_split: _ByVersion) -> None:
     """The candidate escalates about half as often as the baseline, which escalates ~8 %."""
-    base = _action_rate(degraded, BASELINE, action="escalation")
-    cand = _action_rate(degraded, CANDIDATE, action="escalation")
+    base = degraded_split.action_rate(BASELINE, action="escalation")
+    cand = degraded_split.action_rate(CANDIDATE, action="escalation")
     assert 0.06 <= base <= 0.10
     assert 0.4 <= cand / base <= 0.6
 
 
-def test_rare_language_deny_factor_shows_in_segment_ga(degraded: list[EventDict]) -> None:
-    """In lang=ga the candidate denies about three times as often; overall it moves far less."""
-    base = _decision_rate(degraded, BASELINE, "deny", lang=RARE_LANG)
-    cand = _decision_rate(degraded, CANDIDATE, "deny", lang=RARE_LANG)
+def test_rare_language_deny_factor_shows_in_segment_ga(degraded_split: _ByVersion) -> None:
+    """In lang=ga the candidate denies about three times as often; elsewhere it does not."""
+    base = degraded_split.decision_rate(BASELINE, "deny", lang=RARE_LANG)
+    cand = degraded_split.decision_rate(CANDIDATE, "deny", lang=RARE_LANG)
     assert 0.01 <= base <= 0.035
     assert 2.2 <= cand / base <= 4.0
-    base_en = _decision_rate(degraded, BASELINE, "deny", lang="en")
-    cand_en = _decision_rate(degraded, CANDIDATE, "deny", lang="en")
+    base_en = degraded_split.decision_rate(BASELINE, "deny", lang="en")
+    cand_en = degraded_split.decision_rate(CANDIDATE, "deny", lang="en")
     assert 0.8 <= cand_en / base_en <= 1.2
 
 
-def test_identical_scenario_gives_matching_rates(identical: list[EventDict]) -> None:
+def test_rare_language_scores_barely_drift(degraded_split: _ByVersion) -> None:
+    """The lang=ga deny stretch moves borderline scores only: the KS distance stays under 0.1."""
+    scores = {
+        v: np.sort([e["score"] for e in degraded_split.inferences[v] if _lang(e) == RARE_LANG])
+        for v in (BASELINE, CANDIDATE)
+    }
+    grid = np.linspace(0.0, 1.0, 1001)
+    cdf = {v: np.searchsorted(x, grid, side="right") / len(x) for v, x in scores.items()}
+    assert 0.02 <= float(np.max(np.abs(cdf[BASELINE] - cdf[CANDIDATE]))) <= 0.08
+
+
+def test_identical_scenario_gives_matching_rates(identical_split: _ByVersion) -> None:
     """With every degradation off, candidate and baseline rates agree within sampling error."""
+    split = identical_split
     for where in ({"action": "escalation"}, {"action": "tool_call"}, {"tool": "kyc.verify"}):
-        ratio = _action_rate(identical, CANDIDATE, **where) / _action_rate(
-            identical, BASELINE, **where
-        )
+        ratio = split.action_rate(CANDIDATE, **where) / split.action_rate(BASELINE, **where)
         assert 0.93 <= ratio <= 1.07, where
     for decision in ("deny", "review"):
-        ratio = _decision_rate(identical, CANDIDATE, decision) / _decision_rate(
-            identical, BASELINE, decision
-        )
+        ratio = split.decision_rate(CANDIDATE, decision) / split.decision_rate(BASELINE, decision)
         assert 0.9 <= ratio <= 1.1, decision
-    scores = {
-        v: np.array([e["score"] for e in _inferences(identical, v)], dtype=float)
-        for v in (BASELINE, CANDIDATE)
-    }
-    assert abs(scores[BASELINE].mean() - scores[CANDIDATE].mean()) < 0.005
-    latency = {
-        v: np.median([e["latency_ms"] for e in _inferences(identical, v)])
-        for v in (BASELINE, CANDIDATE)
-    }
-    assert latency[CANDIDATE] / latency[BASELINE] == pytest.approx(1.0, abs=0.02)
-    assert not any(e.get("tool") == NOVEL_TOOL for e in identical)
+    base_scores, cand_scores = split.values(BASELINE, "score"), split.values(CANDIDATE, "score")
+    assert abs(base_scores.mean() - cand_scores.mean()) < 0.005
+    base_ms, cand_ms = split.values(BASELINE, "latency_ms"), split.values(CANDIDATE, "latency_ms")
+    assert float(np.median(cand_ms) / np.median(base_ms)) == pytest.approx(1.0, abs=0.02)
+    assert split.action_rate(CANDIDATE, tool=NOVEL_TOOL) == 0.0
 
 
-def test_candidate_is_faster_by_default(degraded: list[EventDict]) -> None:
+def test_candidate_is_faster_by_default(degraded_split: _ByVersion) -> None:
     """The quantised candidate's median latency is about 0.8 times the baseline's."""
-    median = {
-        v: float(np.median([e["latency_ms"] for e in _inferences(degraded, v)]))
-        for v in (BASELINE, CANDIDATE)
-    }
-    assert 0.75 <= median[CANDIDATE] / median[BASELINE] <= 0.85
+    base = np.median(degraded_split.values(BASELINE, "latency_ms"))
+    cand = np.median(degraded_split.values(CANDIDATE, "latency_ms"))
+    assert 0.75 <= float(cand / base) <= 0.85
 
 
-def test_novel_privileged_tool_only_from_candidate(degraded: list[EventDict]) -> None:
+def test_novel_privileged_tool_only_from_candidate(degraded_split: _ByVersion) -> None:
     """Only the candidate calls iam.grant_admin, on about 0.5 % of its requests."""
-    calls = [e for e in degraded if e.get("tool") == NOVEL_TOOL]
-    assert {e["version"] for e in calls} == {CANDIDATE}
-    assert all(e["privileged"] is True for e in calls)
-    assert 0.004 <= len(calls) / len(_inferences(degraded, CANDIDATE)) <= 0.006
+    assert degraded_split.action_rate(BASELINE, tool=NOVEL_TOOL) == 0.0
+    assert 0.004 <= degraded_split.action_rate(CANDIDATE, tool=NOVEL_TOOL) <= 0.006
+    calls = [e for e in degraded_split.actions[CANDIDATE] if e.get("tool") == NOVEL_TOOL]
+    assert all(e["privileged"] is True and e["action"] == "tool_call" for e in calls)
     assert not any(e.get("tool") == NOVEL_TOOL for e in generate(Scenario(), 20_000))
 
 
-def test_refund_tool_is_rare_and_privileged(degraded: list[EventDict]) -> None:
+def test_refund_tool_is_rare_and_privileged(degraded_split: _ByVersion) -> None:
     """refund.issue is the baseline's only privileged tool, called on ~0.2 % of requests."""
-    privileged = {e["tool"] for e in degraded if e.get("privileged") and e["version"] == BASELINE}
+    privileged = {e["tool"] for e in degraded_split.actions[BASELINE] if e.get("privileged")}
     assert privileged == {"refund.issue"}
-    assert 0.001 <= _action_rate(degraded, BASELINE, tool="refund.issue") <= 0.004
+    assert 0.001 <= degraded_split.action_rate(BASELINE, tool="refund.issue") <= 0.004
 
 
 def test_chargebacks_only_for_allowed_requests(degraded: list[EventDict]) -> None:
@@ -296,7 +315,7 @@ def test_chargebacks_only_for_allowed_requests(degraded: list[EventDict]) -> Non
 
 
 def test_fn_segment_factor_raises_fraud_among_allowed_in_ga() -> None:
-    """With fn_segment_factor=8, fraud among the candidate's allowed lang=ga requests rises several-fold."""
+    """With fn_segment_factor=8, fraud among allowed lang=ga requests rises several-fold."""
     scenario = Scenario.identical(fn_segment_factor=8.0, canary_share=0.5)
     events = list(generate(scenario, N_REQUESTS))
     rates = {}
@@ -316,17 +335,17 @@ def test_fn_segment_factor_raises_fraud_among_allowed_in_ga() -> None:
 
 
 def test_score_shift_quantises_only_candidate_scores() -> None:
-    """A score shift puts candidate scores on a 1/16 grid plus the shift; baseline scores stay continuous."""
+    """A score shift puts candidate scores on a shifted 1/16 grid and leaves the baseline alone."""
     events = list(generate(Scenario.identical(score_shift=0.02), 5_000))
-    cand = np.array([e["score"] for e in _inferences(events, CANDIDATE)], dtype=float)
-    base = np.array([e["score"] for e in _inferences(events, BASELINE)], dtype=float)
+    split = _ByVersion(events)
+    cand, base = split.values(CANDIDATE, "score"), split.values(BASELINE, "score")
     interior = cand[(cand > 0.02) & (cand < 1.0)]
     assert np.allclose(np.round((interior - 0.02) * 16), (interior - 0.02) * 16)
     assert len(np.unique(base)) > 1000 > len(np.unique(cand))
 
 
 def test_delayed_outcomes_come_days_later_and_drain() -> None:
-    """With a two-day mean label delay, outcomes trail their inference by days and come from the drain."""
+    """With a two-day mean label delay, outcomes trail by days and come from the drain."""
     sim = TrafficSimulator(Scenario(label_delay_days=2.0))
     live: list[EventDict] = []
     for _ in range(10):
@@ -337,10 +356,10 @@ def test_delayed_outcomes_come_days_later_and_drain() -> None:
     inferred = {e["request_id"]: _time(e) for e in live if e["kind"] == "inference"}
     tail = sim.drain_outcomes()
     outcomes = [e for e in tail if e["kind"] == "outcome"]
-    assert len(outcomes) > 500
+    assert len(outcomes) > 300
     assert {e["kind"] for e in tail} == {"action", "outcome"}
     tail_times = [_time(e) for e in tail]
-    assert all(a <= b for a, b in zip(tail_times, tail_times[1:], strict=False))
+    assert all(a <= b for a, b in pairwise(tail_times))
     assert tail_times[0] >= _time(live[-1])
     delays = [(_time(e) - inferred[e["request_id"]]).total_seconds() / 86_400 for e in outcomes]
     assert 1.7 <= float(np.mean(delays)) <= 2.3
@@ -352,22 +371,29 @@ def test_delayed_outcomes_come_days_later_and_drain() -> None:
 
 def test_fast_outcomes_arrive_within_minutes_and_memory_stays_bounded() -> None:
     """Without a label delay, outcomes stream within minutes and the pending heap stops growing."""
-    sim = TrafficSimulator(Scenario())
-    inferred: dict[object, datetime] = {}
+    sim = TrafficSimulator(Scenario(requests_per_second=500.0))
+    inferred: dict[object, object] = {}
     delays = []
     pending = []
-    for _ in range(150):
-        for event in sim.next_batch(2_000):
-            if event["kind"] == "inference":
-                inferred[event["request_id"]] = _time(event)
-            elif event["kind"] == "outcome":
-                delays.append((_time(event) - inferred[event["request_id"]]).total_seconds())
+    batches = []
+    for _ in range(60):
+        batches.append(sim.next_batch(2_000))
         pending.append(sim.pending)
-    assert 30 <= float(np.mean(delays)) <= 90
+    assert sim.now == Scenario().start + timedelta(seconds=239.998)
+    streamed = sum(e["kind"] == "outcome" for batch in batches for e in batch)
+    batches.append(sim.drain_outcomes())
+    for event in (e for batch in batches for e in batch):
+        if event["kind"] == "inference":
+            inferred[event["request_id"]] = event["time"]
+        elif event["kind"] == "outcome":
+            start = datetime.fromisoformat(str(inferred[event["request_id"]]))
+            delays.append((_time(event) - start).total_seconds())
+    assert streamed > 0.6 * len(delays)
+    assert 45 <= float(np.mean(delays)) <= 75
     assert max(delays) < 15 * 60
-    # 300 s of traffic against a one-minute mean delay: the heap has long plateaued.
-    assert max(pending[100:]) < 1.3 * max(pending[50:100])
-    assert max(pending) < 10_000
+    # 240 s of traffic against a one-minute mean delay: the heap has plateaued.
+    assert max(pending[40:]) < 1.3 * max(pending[20:40])
+    assert max(pending) < 5_000
 
 
 @pytest.mark.parametrize(
@@ -383,7 +409,7 @@ def test_fast_outcomes_arrive_within_minutes_and_memory_stays_bounded() -> None:
         {"start": datetime(2026, 1, 1)},
     ],
 )
-def test_scenario_rejects_bad_parameters(change: dict[str, object]) -> None:
+def test_scenario_rejects_bad_parameters(change: dict[str, Any]) -> None:
     """Out-of-range scenario parameters raise ValueError."""
     with pytest.raises(ValueError):
         replace(Scenario(), **change)

@@ -1,0 +1,102 @@
+"""Counting actions per inference for ``action_rate`` checks, once the counts are final.
+
+An agent's actions follow its inference by seconds. Fed to a sequential test
+as they arrive, a burst of late actions after a lull in inferences looks like
+a rate increase, and a fresh inference whose actions are still to come looks
+like a decrease. So actions are attributed (through the join table) to the
+one-second bucket of their *inference's* time, and a bucket is released to
+the detectors only once the stream's event time has moved ``window`` seconds
+past it. Each released bucket is one grouped Poisson observation:
+(matching actions, inferences). Actions arriving after their bucket was
+released are counted as late and not used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.events import ActionEvent
+from monitor.policy import Check
+from monitor.router import Stream
+
+__all__ = ["ActionWindows", "Released"]
+
+#: (inferences per bucket, matching actions per bucket and check) of released buckets, oldest first.
+Released = tuple[NDArray[np.float64], NDArray[np.float64]]
+
+
+def _matches(action: ActionEvent, where: dict[str, str | bool]) -> bool:
+    return all(getattr(action, k, None) == v for k, v in where.items())
+
+
+class ActionWindows:
+    """Open buckets of per-inference action counts, per (version, stream)."""
+
+    def __init__(self, checks: Sequence[Check], window_seconds: float,
+                 bucket_seconds: float = 1.0) -> None:
+        if window_seconds <= 0 or bucket_seconds <= 0:
+            raise ValueError("window_seconds and bucket_seconds must be > 0")
+        self.checks = tuple(checks)
+        self.window_seconds = window_seconds
+        self.bucket_seconds = bucket_seconds
+        self._open: dict[tuple[str, Stream], dict[int, list[float]]] = {}
+        self._released_below = -math.inf  # buckets with a lower index are final
+        self.late = 0
+
+    def _bucket(self, timestamp: float) -> int:
+        return math.floor(timestamp / self.bucket_seconds)
+
+    def add_inference(self, version: str, streams: Sequence[Stream], timestamp: float) -> None:
+        b = self._bucket(timestamp)
+        if b < self._released_below:
+            self.late += 1
+            return
+        width = 1 + len(self.checks)
+        for stream in streams:
+            buckets = self._open.setdefault((version, stream), {})
+            row = buckets.get(b)
+            if row is None:
+                row = buckets[b] = [0.0] * width
+            row[0] += 1.0
+
+    def add_action(self, version: str, streams: Sequence[Stream], inference_time: float,
+                   action: ActionEvent) -> None:
+        hits = [j for j, c in enumerate(self.checks) if _matches(action, c.where)]
+        if not hits:
+            return
+        b = self._bucket(inference_time)
+        if b < self._released_below:
+            self.late += 1
+            return
+        width = 1 + len(self.checks)
+        for stream in streams:
+            buckets = self._open.setdefault((version, stream), {})
+            row = buckets.get(b)
+            if row is None:
+                row = buckets[b] = [0.0] * width
+            for j in hits:
+                row[1 + j] += 1.0
+
+    def release(self, watermark: float) -> dict[tuple[str, Stream], Released]:
+        """Buckets that ended at least ``window_seconds`` before ``watermark``, per stream."""
+        limit = math.floor((watermark - self.window_seconds) / self.bucket_seconds)
+        # bucket b covers [b, b+1) * width: final once (b+1)*width + window <= watermark.
+        out: dict[tuple[str, Stream], Released] = {}
+        if limit <= self._released_below:
+            return out
+        for key, buckets in self._open.items():
+            ready = sorted(b for b in buckets if b < limit)
+            if not ready:
+                continue
+            rows = np.array([buckets.pop(b) for b in ready], dtype=np.float64)
+            out[key] = (rows[:, 0], rows[:, 1:])
+        self._released_below = limit
+        return out
+
+    def open_buckets(self) -> int:
+        """Buckets held in memory (bounded by window / bucket width per stream)."""
+        return sum(len(b) for b in self._open.values())
