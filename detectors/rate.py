@@ -83,6 +83,7 @@ class RateShiftDetector(Detector):
         "ref_exposure",
         "count",
         "exposure",
+        "tested",
         "n",
         "cusum",
         "detected",
@@ -145,6 +146,7 @@ class RateShiftDetector(Detector):
         self._ref_exposure = 0.0
         self._count = 0.0
         self._exposure = 0.0
+        self._tested = 0.0  # candidate exposure fed while the test was running
         self._n = 0
         # One CUSUM per (direction, shift): the first half tests increases.
         self._cusum = np.zeros(2 * len(self.shifts))
@@ -170,6 +172,11 @@ class RateShiftDetector(Detector):
         return self._ref_exposure
 
     @property
+    def exposure(self) -> float:
+        """Candidate exposure (Bernoulli trials or inferences) seen so far."""
+        return self._exposure
+
+    @property
     def observed_rate(self) -> float:
         """The candidate's rate so far (``nan`` before any candidate exposure)."""
         return self._count / self._exposure if self._exposure else math.nan
@@ -182,7 +189,7 @@ class RateShiftDetector(Detector):
     @property
     def conclusive(self) -> bool:
         """Whether both sides have enough data for ``ok`` to mean something."""
-        return self._detected or (self.ready and self._exposure >= self.min_observations)
+        return self._detected or (self.ready and self._tested >= self.min_observations)
 
     def _coefficients(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Per-CUSUM (a, b): log-likelihood ratio of (count, exposure) is count*a - exposure*b."""
@@ -247,6 +254,7 @@ class RateShiftDetector(Detector):
         self._exposure += float(expo.sum())
         if self._detected or not self.ready:
             return
+        self._tested += float(expo.sum())
         a, b = self._coefficients()
         live = np.isfinite(b)
         with np.errstate(invalid="ignore"):

@@ -27,9 +27,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedBroker:
     """Starts ``tansu broker`` on a free loopback port; a context manager.
 
-    >>> with EmbeddedBroker() as broker:            # doctest: +SKIP
-    ...     print(broker.bootstrap_servers)
-    127.0.0.1:40123
+    Use as ``with EmbeddedBroker() as broker: ...`` and connect clients to
+    ``broker.bootstrap_servers``; leaving the block stops the process.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None,

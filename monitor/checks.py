@@ -1,30 +1,30 @@
-"""The checks of one model: detectors per (check, candidate version, stream), fed once per batch.
+"""The checks of one model: detectors per (check, candidate version, stream).
 
-Events are buffered per stream as they are routed, then each detector is
-updated once at the end of the batch with vectorised arithmetic. A detector
-that newly crosses its threshold yields one :class:`~monitor.alerts.AlertRecord`.
+Counts go into per-second buckets (:mod:`monitor.rate_buckets`); when the
+model's event time passes a bucket's end plus the action window, the bucket
+is released: first into the baseline's reference, then into each candidate
+detector, with vectorised arithmetic. A detector that newly crosses its
+threshold yields one :class:`~monitor.alerts.AlertRecord`, stamped with the
+event whose processing released the bucket.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-import numpy as np
-
 from detectors import RateShiftDetector, detector_arl0, lorden_threshold
 from detectors.rate import DEFAULT_SHIFTS
-from monitor.action_windows import ActionWindows
 from monitor.alerts import AlertRecord, alert_id
 from monitor.events import ActionEvent, InferenceEvent, OutcomeEvent
 from monitor.messages import Message
 from monitor.policy import Check, Metric, ModelPolicy
+from monitor.rate_buckets import RateBuckets, Released
 from monitor.router import Joined, SegmentFolder, Stream
 
-__all__ = ["CheckStatus", "ModelMonitor", "segment_label"]
+__all__ = ["EVALUATED", "CheckStatus", "Clock", "ModelMonitor", "segment_label"]
 
 #: Metrics evaluated by this version of the service; others report ``inconclusive``.
 EVALUATED = frozenset({Metric.DECISION_RATE, Metric.ACTION_RATE})
@@ -70,15 +70,6 @@ class CheckStatus:
         return "within tolerance"
 
 
-@dataclass(slots=True)
-class _Pending:
-    """One stream's events of the current batch."""
-
-    inferences: list[tuple[InferenceEvent, Message]] = field(default_factory=list)
-    base_inferences: int = 0
-    base_decisions: Counter[str] = field(default_factory=Counter)
-
-
 class ModelMonitor:
     """Runs every check of one :class:`~monitor.policy.ModelPolicy`."""
 
@@ -92,15 +83,18 @@ class ModelMonitor:
         self.detector_arl0 = detector_arl0(policy.false_alarm.arl0, self.n_detectors)
         self.threshold = lorden_threshold(self.detector_arl0, 2 * len(DEFAULT_SHIFTS))
         self.statuses: dict[tuple[str, str, Stream], CheckStatus] = {}
-        self._action_checks = [c for c in policy.checks if c.metric is Metric.ACTION_RATE]
-        self.actions = ActionWindows(self._action_checks, policy.action_window_seconds)
-        # The newest inference (by event time): its processing is what releases buckets.
+        self._rate_checks = [c for c in policy.checks if c.metric in EVALUATED]
+        window = (
+            policy.action_window_seconds
+            if any(c.metric is Metric.ACTION_RATE for c in self._rate_checks)
+            else 0.0
+        )
+        self.buckets = RateBuckets(self._rate_checks, window)
         self._watermark = float("-inf")
-        self._watermark_event: tuple[datetime, Message] | None = None
-        self._pending: dict[tuple[str, Stream], _Pending] = {}
-        self._touched: set[tuple[str, str, Stream]] = set()
         self._by_check_stream: dict[tuple[str, Stream], list[CheckStatus]] = {}
         self._reference_totals: dict[tuple[str, Stream], tuple[float, float]] = {}
+        self._touched: set[tuple[str, str, Stream]] = set()
+        self._alerts: list[AlertRecord] = []
 
     # -- routing ---------------------------------------------------------------------
     def role(self, version: str) -> str | None:
@@ -109,33 +103,18 @@ class ModelMonitor:
             return "baseline"
         return "candidate" if self.policy.watches(version) else None
 
-    def _pending_for(self, version: str, stream: Stream) -> _Pending:
-        key = (version, stream)
-        pending = self._pending.get(key)
-        if pending is None:
-            pending = self._pending[key] = _Pending()
-        return pending
-
     def add_inference(self, event: InferenceEvent, message: Message) -> Joined | None:
-        """Buffer an inference; returns what later events need to join to it, or None."""
-        role = self.role(event.version)
-        if role is None:
+        """Count an inference; returns what later events need to join to it, or None."""
+        if self.role(event.version) is None:
             return None
         streams = self.folder.streams(event.segments)
-        for stream in streams:
-            pending = self._pending_for(event.version, stream)
-            if role == "baseline":
-                pending.base_inferences += 1
-                if event.decision is not None:
-                    pending.base_decisions[event.decision] += 1
-            else:
-                pending.inferences.append((event, message))
         ts = event.time.timestamp()
-        if self._action_checks:
-            self.actions.add_inference(event.version, streams, ts)
-        if ts > self._watermark:
-            self._watermark = ts
-            self._watermark_event = (event.time, message)
+        if self._rate_checks:
+            self.buckets.add_inference(event.version, streams, ts, event.decision)
+            if ts > self._watermark:
+                self._watermark = ts
+                if self.buckets.due(ts):
+                    self._evaluate(self.buckets.release(ts), event.time, message)
         negative = event.decision in self.policy.negative_decisions
         return Joined(event.model, event.version, streams, negative, ts)
 
@@ -147,16 +126,14 @@ class ModelMonitor:
         """
         if self.role(event.version) is None:
             return False
-        if not self._action_checks:
-            return True
         if joined is not None and joined.model == event.model and joined.version == event.version:
-            self.actions.add_action(event.version, joined.streams, joined.time, event)
+            self.buckets.add_action(event.version, joined.streams, joined.time, event)
         else:
-            self.actions.add_action(event.version, ((),), event.time.timestamp(), event)
+            self.buckets.add_action(event.version, ((),), event.time.timestamp(), event)
         return True
 
     def add_outcome(self, event: OutcomeEvent, joined: Joined, message: Message) -> bool:
-        """Accept an outcome joined to its inference (used by false_negative_rate)."""
+        """Accept an outcome joined to its inference (for false_negative_rate)."""
         return self.role(joined.version) is not None
 
     # -- evaluation ------------------------------------------------------------------
@@ -178,86 +155,52 @@ class ModelMonitor:
             det = None
             if check.metric in EVALUATED:
                 det = self._new_detector(check)
-                count, exposure = self._reference_totals.get((check.name, stream), (0, 0))
+                count, exposure = self._reference_totals.get((check.name, stream), (0.0, 0.0))
                 det.update_reference(count, exposure)
             status = self.statuses[key] = CheckStatus(check, version, stream, det)
             self._by_check_stream.setdefault((check.name, stream), []).append(status)
         return status
 
-    def end_batch(self) -> list[AlertRecord]:
-        """Update every detector with the batch's events; return newly fired alerts."""
-        pending_items = list(self._pending.items())
-        self._pending.clear()
+    def _evaluate(self, released: dict[tuple[str, Stream], Released], event_time: datetime,
+                  message: Message) -> None:
         baseline = self.policy.baseline
-        # The baseline first, so that a candidate is judged against every baseline
-        # event read so far, including this batch's.
-        for (version, stream), pending in pending_items:
-            if version != baseline:
-                continue
-            for check in self.policy.checks:
-                if check.metric is not Metric.DECISION_RATE:
-                    continue
-                count = pending.base_decisions.get(str(check.where.get("decision")), 0)
-                key = (check.name, stream)
-                c0, e0 = self._reference_totals.get(key, (0, 0))
-                self._reference_totals[key] = (c0 + count, e0 + pending.base_inferences)
-                for status in self._by_check_stream.get(key, ()):
-                    if status.detector is not None:
-                        status.detector.update_reference(count, pending.base_inferences)
-        released = self.actions.release(self._watermark) if self._action_checks else {}
+        # The baseline first, so that the candidate's buckets are judged against
+        # every baseline bucket of the same seconds.
         for (version, stream), (exposures, counts) in released.items():
             if version != baseline:
                 continue
-            for j, check in enumerate(self._action_checks):
+            exposure = float(exposures.sum())
+            for j, check in enumerate(self._rate_checks):
                 key = (check.name, stream)
-                count, exposure = float(counts[:, j].sum()), float(exposures.sum())
-                c0, e0 = self._reference_totals.get(key, (0, 0))
+                count = float(counts[:, j].sum())
+                c0, e0 = self._reference_totals.get(key, (0.0, 0.0))
                 self._reference_totals[key] = (c0 + count, e0 + exposure)
                 for status in self._by_check_stream.get(key, ()):
                     if status.detector is not None:
                         status.detector.update_reference(count, exposure)
-        alerts: list[AlertRecord] = []
-        for (version, stream), pending in pending_items:
-            if version == baseline:
-                continue
-            for check in self.policy.checks:
-                status = self._status(check, version, stream)
-                self._touched.add((check.name, version, stream))
-                if status.detector is not None and check.metric is Metric.DECISION_RATE:
-                    alert = self._feed_decisions(status, status.detector, pending)
-                    if alert is not None:
-                        alerts.append(alert)
         for (version, stream), (exposures, counts) in released.items():
             if version == baseline:
                 continue
-            for j, check in enumerate(self._action_checks):
+            for j, check in enumerate(self._rate_checks):
                 status = self._status(check, version, stream)
                 self._touched.add((check.name, version, stream))
                 det = status.detector
                 if det is None:
                     continue
                 det.update_many(counts[:, j], exposures)
-                if det.drift_detected and not status.fired and self._watermark_event is not None:
+                if det.drift_detected and not status.fired:
                     status.fired = True
-                    alerts.append(self._alert(status, det, *self._watermark_event))
-        return alerts
+                    self._alerts.append(self._alert(status, det, event_time, message))
 
-    def _feed_decisions(
-        self, status: CheckStatus, det: RateShiftDetector, pending: _Pending
-    ) -> AlertRecord | None:
-        refs = pending.inferences
-        if not refs:
-            return None
-        wanted = status.check.where.get("decision")
-        counts = np.fromiter((e.decision == wanted for e, _ in refs), dtype=np.float64,
-                             count=len(refs))
-        before = det.observations
-        det.update_many(counts)
-        if not det.drift_detected or status.fired:
-            return None
-        status.fired = True
-        event, message = refs[det.alarm_index - before - 1]
-        return self._alert(status, det, event.time, message)
+    def end_batch(self) -> list[AlertRecord]:
+        """Alerts raised while the batch was processed; also registers unevaluated checks."""
+        for (version, stream) in {(s.version, s.stream) for s in self.statuses.values()}:
+            for check in self.policy.checks:
+                if check.metric not in EVALUATED and (check.name, version, stream) not in self.statuses:
+                    self._status(check, version, stream)
+                    self._touched.add((check.name, version, stream))
+        alerts, self._alerts = self._alerts, []
+        return alerts
 
     def _alert(
         self, status: CheckStatus, det: RateShiftDetector, event_time: datetime, message: Message
@@ -295,7 +238,7 @@ class ModelMonitor:
                 "detector_arl0": self.detector_arl0,
                 "events_seen": {
                     "baseline": det.reference_exposure,
-                    "candidate": det.observations,
+                    "candidate": det.exposure,
                 },
                 "source": {
                     "topic": message.topic,

@@ -1,0 +1,89 @@
+"""The detector contract of STYLE.md, checked over every detector in the package."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from detectors import Detector, RateShiftDetector
+
+#: Every detector with a factory making a valid instance, a baseline feeder and candidate data.
+FACTORIES: dict[str, Callable[[], Detector]] = {
+    "rate-bernoulli": lambda: RateShiftDetector("bernoulli", 8.0, max_relative_change=0.25),
+    "rate-poisson": lambda: RateShiftDetector("poisson", 8.0, max_increase=0.01),
+}
+
+
+def _feed(det: Detector, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    if isinstance(det, RateShiftDetector):
+        det.update_reference(count=800, exposure=10_000)
+        det.update_many(rng.random(3_000) < 0.16)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_constructor_arguments_are_public_attributes(name: str) -> None:
+    """Each constructor parameter is readable as an attribute of the same name."""
+    det = FACTORIES[name]()
+    for param in inspect.signature(type(det).__init__).parameters:
+        if param != "self":
+            assert hasattr(det, param), param
+    assert set(type(det).param_keys) == {
+        p for p in inspect.signature(type(det).__init__).parameters if p != "self"
+    }
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_state_keys_are_private_attributes(name: str) -> None:
+    """Every name in state_keys is a private attribute; none is public."""
+    det = FACTORIES[name]()
+    assert type(det).state_keys
+    for key in type(det).state_keys:
+        assert hasattr(det, f"_{key}")
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_update_returns_none_and_results_are_read_only(name: str) -> None:
+    """update() returns None; drift_detected and statistic cannot be assigned."""
+    det = FACTORIES[name]()
+    _feed(det, 0)
+    assert det.update(1) is None
+    assert isinstance(det.drift_detected, bool)
+    assert isinstance(det.statistic, float)
+    with pytest.raises(AttributeError):
+        det.drift_detected = False  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        det.statistic = 0.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_state_is_json_and_round_trips(name: str) -> None:
+    """state() is JSON-serialisable and from_state() restores an equal detector."""
+    det = FACTORIES[name]()
+    _feed(det, 1)
+    snapshot = json.loads(json.dumps(det.state()))
+    restored = type(det).from_state(snapshot)
+    assert restored.state() == det.state()
+    assert restored.statistic == det.statistic
+    assert restored.drift_detected == det.drift_detected
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_from_state_refuses_another_type(name: str) -> None:
+    """A snapshot of one detector type is not silently loaded as another."""
+    det = FACTORIES[name]()
+    snapshot = det.state() | {"type": "SomethingElse"}
+    with pytest.raises(ValueError, match="SomethingElse"):
+        type(det).from_state(snapshot)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_docstring_has_example_and_references(name: str) -> None:
+    """The class docstring carries Parameters, a doctest Example and References (numpydoc)."""
+    doc = inspect.getdoc(type(FACTORIES[name]())) or ""
+    for section in ("Parameters", "Examples", "References", ">>>"):
+        assert section in doc
