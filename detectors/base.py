@@ -28,7 +28,7 @@ def _encode(value: Any) -> Any:
 
 
 class Detector(ABC):
-    """Base class: ``update``/``update_many`` plus read-only ``drift_detected`` and ``statistic``."""
+    """Base: ``update``/``update_many``, read-only ``drift_detected`` and ``statistic``."""
 
     #: Names of the private attributes (without the leading underscore) that change on update.
     state_keys: ClassVar[tuple[str, ...]] = ()

@@ -118,7 +118,9 @@ class RateShiftDetector(Detector):
             raise ValueError(f"family must be 'bernoulli' or 'poisson', got {family!r}")
         if not threshold > 0:
             raise ValueError(f"threshold must be > 0, got {threshold}")
-        if max_relative_change is not None and (max_increase is not None or max_decrease is not None):
+        if max_relative_change is not None and (
+            max_increase is not None or max_decrease is not None
+        ):
             raise ValueError("give max_relative_change or max_increase/max_decrease, not both")
         if all(v is None for v in (max_increase, max_decrease, max_relative_change)):
             raise ValueError("one of max_increase, max_decrease, max_relative_change is required")

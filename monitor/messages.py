@@ -40,7 +40,11 @@ def dead_letter_record(message: Message, rejection: Rejection) -> dict[str, obje
         "reason": rejection.reason,
         "code": rejection.code,
         "kind": rejection.kind,
-        "source": {"topic": message.topic, "partition": message.partition, "offset": message.offset},
+        "source": {
+            "topic": message.topic,
+            "partition": message.partition,
+            "offset": message.offset,
+        },
     }
     try:
         record["value"] = message.value.decode("utf-8")

@@ -76,14 +76,14 @@ class Pipeline:
         dead_letters: DeadLetterSink,
         alert_sinks: Sequence[AlertSink] = (),
         metrics: Metrics | None = None,
-        limits: PipelineLimits = PipelineLimits(),
+        limits: PipelineLimits | None = None,
         clock: Clock = None,
     ) -> None:
         self.policy = policy
         self.dead_letters = dead_letters
         self.alert_sinks = list(alert_sinks)
         self.metrics = metrics if metrics is not None else Metrics()
-        self.limits = limits
+        self.limits = limits = limits if limits is not None else PipelineLimits()
         self.monitors = {
             m.name: ModelMonitor(m, segment_cap=limits.segment_cap, clock=clock)
             for m in policy.models
@@ -213,8 +213,12 @@ class Pipeline:
                 m.segments_folded.labels(monitor.policy.name).inc(folded)
                 monitor.folder.folded = 0
             for status in monitor.drain_touched():
-                labels = (monitor.policy.name, status.version, status.check.name,
-                          segment_label(status.stream))
+                labels = (
+                    monitor.policy.name,
+                    status.version,
+                    status.check.name,
+                    segment_label(status.stream),
+                )
                 m.check_state.labels(*labels).set(CHECK_STATES[status.state])
                 if status.detector is not None:
                     m.check_statistic.labels(*labels).set(status.detector.statistic)

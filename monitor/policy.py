@@ -26,7 +26,9 @@ __all__ = [
     "parse_policy",
 ]
 
-Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+Name = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+]
 
 
 class Metric(StrEnum):
@@ -42,9 +44,7 @@ class Metric(StrEnum):
 
 
 RATE_METRICS = frozenset({Metric.DECISION_RATE, Metric.FALSE_NEGATIVE_RATE, Metric.ACTION_RATE})
-DISTANCE_METRICS = frozenset(
-    {Metric.SCORE_DISTRIBUTION, Metric.TOOL_DISTRIBUTION, Metric.LATENCY}
-)
+DISTANCE_METRICS = frozenset({Metric.SCORE_DISTRIBUTION, Metric.TOOL_DISTRIBUTION, Metric.LATENCY})
 
 #: Fields of ``where`` each metric understands.
 WHERE_FIELDS: dict[Metric, frozenset[str]] = {
@@ -143,7 +143,9 @@ class FalseAlarm(_Strict):
     """The false-alarm budget for one model: every check and segment together."""
 
     arl0: float = Field(
-        default=1_000_000, ge=100, allow_inf_nan=False,
+        default=1_000_000,
+        ge=100,
+        allow_inf_nan=False,
         description="expected candidate inferences between false alarms",
     )
 
@@ -162,7 +164,10 @@ class ModelPolicy(_Strict):
     controls: list[str] = Field(default_factory=list)
     runbook_url: str | None = None
     action_window_seconds: float = Field(
-        default=10.0, gt=0, le=86400, allow_inf_nan=False,
+        default=10.0,
+        gt=0,
+        le=86400,
+        allow_inf_nan=False,
         description="how long after an inference its actions are still counted for action_rate",
     )
     checks: list[Check] = Field(min_length=1)
@@ -234,7 +239,9 @@ class PolicyError(ValueError):
         self.source = source
         self.problems = problems
         lines = [f"{source}: {len(problems)} problem(s)"]
-        lines += [f"  {field}: {msg}" + (f" (fix: {fix})" if fix else "") for field, msg, fix in problems]
+        lines += [
+            f"  {field}: {msg}" + (f" (fix: {fix})" if fix else "") for field, msg, fix in problems
+        ]
         super().__init__("\n".join(lines))
 
 
@@ -278,7 +285,9 @@ def load_policy(path: str | Path) -> Policy:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyError(str(p), [("(file)", f"cannot read: {exc.strerror}", "check the path")]) from None
+        raise PolicyError(
+            str(p), [("(file)", f"cannot read: {exc.strerror}", "check the path")]
+        ) from None
     except UnicodeDecodeError as exc:
         raise PolicyError(
             str(p), [("(file)", f"not UTF-8 text (byte {exc.start})", "save the file as UTF-8")]
@@ -286,5 +295,7 @@ def load_policy(path: str | Path) -> Policy:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise PolicyError(str(p), [("(file)", f"not valid YAML: {exc}", "fix the YAML syntax")]) from None
+        raise PolicyError(
+            str(p), [("(file)", f"not valid YAML: {exc}", "fix the YAML syntax")]
+        ) from None
     return parse_policy(raw, str(p))

@@ -38,14 +38,16 @@ def _matches(action: ActionEvent, where: dict[str, str | bool]) -> bool:
 class RateBuckets:
     """Open buckets of per-inference counts, per (version, stream); one column per rate check."""
 
-    def __init__(self, checks: Sequence[Check], window_seconds: float,
-                 bucket_seconds: float = 1.0) -> None:
+    def __init__(
+        self, checks: Sequence[Check], window_seconds: float, bucket_seconds: float = 1.0
+    ) -> None:
         if window_seconds < 0 or bucket_seconds <= 0:
             raise ValueError("window_seconds must be >= 0 and bucket_seconds > 0")
         self.checks = tuple(checks)
         self._decision_cols = [
             (1 + j, c.where.get("decision"))
-            for j, c in enumerate(self.checks) if c.metric is Metric.DECISION_RATE
+            for j, c in enumerate(self.checks)
+            if c.metric is Metric.DECISION_RATE
         ]
         self._action_checks = [
             (1 + j, c.where) for j, c in enumerate(self.checks) if c.metric is Metric.ACTION_RATE
@@ -59,8 +61,9 @@ class RateBuckets:
     def _bucket(self, timestamp: float) -> int:
         return math.floor(timestamp / self.bucket_seconds)
 
-    def add_inference(self, version: str, streams: Sequence[Stream], timestamp: float,
-                      decision: str | None) -> None:
+    def add_inference(
+        self, version: str, streams: Sequence[Stream], timestamp: float, decision: str | None
+    ) -> None:
         b = self._bucket(timestamp)
         if b < self._released_below:
             self.late += 1
@@ -76,8 +79,9 @@ class RateBuckets:
             for col in hits:
                 row[col] += 1.0
 
-    def add_action(self, version: str, streams: Sequence[Stream], inference_time: float,
-                   action: ActionEvent) -> None:
+    def add_action(
+        self, version: str, streams: Sequence[Stream], inference_time: float, action: ActionEvent
+    ) -> None:
         hits = [col for col, where in self._action_checks if _matches(action, where)]
         if not hits:
             return
@@ -96,7 +100,10 @@ class RateBuckets:
 
     def due(self, watermark: float) -> bool:
         """Whether :meth:`release` at ``watermark`` would release anything new."""
-        return math.floor((watermark - self.window_seconds) / self.bucket_seconds) > self._released_below
+        return (
+            math.floor((watermark - self.window_seconds) / self.bucket_seconds)
+            > self._released_below
+        )
 
     def release(self, watermark: float) -> dict[tuple[str, Stream], Released]:
         """Buckets that ended at least ``window_seconds`` before ``watermark``, per stream."""

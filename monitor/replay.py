@@ -24,7 +24,7 @@ log = structlog.get_logger("shiftwatch.replay")
 
 
 class LogDeadLetterSink:
-    """Without ``--dead-letter-out``, each rejected line is logged with its reason (not its text)."""
+    """Without ``--dead-letter-out``: log each rejected line's number and reason, not its text."""
 
     def send(self, message: Message, rejection: Rejection) -> None:
         log.warning("rejected", line=message.offset, code=rejection.code, reason=rejection.reason)
@@ -74,7 +74,7 @@ def replay(
     alerts_out: str | Path | None,
     dead_letter_out: str | Path | None = None,
     batch_size: int = 5000,
-    limits: PipelineLimits = PipelineLimits(),
+    limits: PipelineLimits | None = None,
     metrics: Metrics | None = None,
     show_progress: bool = True,
 ) -> Ledger:
@@ -89,8 +89,9 @@ def replay(
     dead: DeadLetterSink = (
         JsonlDeadLetterSink(dead_letter_out) if dead_letter_out is not None else LogDeadLetterSink()
     )
-    pipeline = Pipeline(policy, dead_letters=dead, alert_sinks=sinks, metrics=metrics,
-                        limits=limits, clock="event")
+    pipeline = Pipeline(
+        policy, dead_letters=dead, alert_sinks=sinks, metrics=metrics, limits=limits, clock="event"
+    )
     total = os.path.getsize(events) if str(events) != "-" and Path(events).is_file() else None
     progress = Progress(total) if show_progress else None
     bytes_read = 0

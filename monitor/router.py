@@ -48,7 +48,7 @@ class Deduper:
 
 
 class SegmentFolder:
-    """Maps segment values to themselves for the first ``cap`` values of each key, then ``other``."""
+    """Keeps the first ``cap`` values of each segment key; later ones fold into ``other``."""
 
     def __init__(self, keys: list[str], cap: int = 20) -> None:
         if cap < 1:

@@ -46,8 +46,9 @@ def build_service(
     if settings.alerts_out is not None:
         sinks.append(JsonlAlertSink(settings.alerts_out))
     dead = KafkaDeadLetterSink(settings.kafka)
-    pipeline = Pipeline(policy, dead_letters=dead, alert_sinks=sinks, metrics=metrics,
-                        limits=limits_from(settings))
+    pipeline = Pipeline(
+        policy, dead_letters=dead, alert_sinks=sinks, metrics=metrics, limits=limits_from(settings)
+    )
     source = KafkaSource(settings.kafka, metrics)
     return Service(source, pipeline, on_batch=on_batch)
 
@@ -56,8 +57,9 @@ def serve(settings: Settings, policy: Policy, stop: threading.Event) -> None:
     """Run until ``stop`` is set, serving the HTTP endpoints meanwhile."""
     metrics = Metrics()
     service = build_service(settings, policy, metrics)
-    http = HttpServer(metrics.registry, service.readiness, settings.http_host,
-                      settings.http_port).start()
+    http = HttpServer(
+        metrics.registry, service.readiness, settings.http_host, settings.http_port
+    ).start()
     log.info(
         "started",
         bootstrap_servers=settings.kafka.bootstrap_servers,

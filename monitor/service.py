@@ -64,8 +64,11 @@ class Service:
                 try:
                     batch = self.source.poll()
                 except KafkaError as exc:
-                    log.warning("poll failed; retrying", error=type(exc).__name__,
-                                retry_in_s=round(backoff, 1))
+                    log.warning(
+                        "poll failed; retrying",
+                        error=type(exc).__name__,
+                        retry_in_s=round(backoff, 1),
+                    )
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 30.0)
                     continue
@@ -79,7 +82,9 @@ class Service:
                 except KafkaError as exc:
                     # Typically a rebalance: the partition's new owner re-reads the batch
                     # from the last commit, and ids already seen here are dropped as duplicates.
-                    log.warning("commit failed; batch will be redelivered", error=type(exc).__name__)
+                    log.warning(
+                        "commit failed; batch will be redelivered", error=type(exc).__name__
+                    )
                 if self.on_batch is not None:
                     self.on_batch(result)
         finally:

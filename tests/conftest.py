@@ -41,8 +41,9 @@ def topic(broker: EmbeddedBroker) -> str:
 
 def produce(bootstrap: str, topic: str, values: Iterable[bytes | dict[str, object]]) -> int:
     """Produce values (dicts are JSON-encoded), keyed by model like the demo; returns the count."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, batch_size=1 << 20,
-                             acks="all")
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, batch_size=1 << 20, acks="all"
+    )
     n = 0
     for v in values:
         if isinstance(v, dict):

@@ -81,9 +81,14 @@ class _Traffic(threading.Thread):
         super().__init__(name="shiftwatch-demo-traffic", daemon=True)
         self.sim = TrafficSimulator(scenario)
         self.rate = scenario.requests_per_second
+        self.key = scenario.model.encode()
         self.stop_event = stop
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all",
-                                      client_id="shiftwatch-demo-traffic")
+        self.producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            linger_ms=20,
+            acks="all",
+            client_id="shiftwatch-demo-traffic",
+        )
         self.sent = 0
         self.malformed = 0
         self.error: BaseException | None = None
@@ -101,7 +106,8 @@ class _Traffic(threading.Thread):
                         if self.sent % MALFORMED_EVERY == 0:
                             value = _MALFORMED[self.malformed % len(_MALFORMED)]
                             self.malformed += 1
-                        self.producer.send(EVENTS_TOPIC, value=value, key=str(event.get("model", "")).encode())
+                        # Keyed by model, outcomes too: one model's events share a partition.
+                        self.producer.send(EVENTS_TOPIC, value=value, key=self.key)
                 self.stop_event.wait(tick)
             self.producer.flush()
         except BaseException as exc:  # reported by the main thread, never silently lost
@@ -113,14 +119,21 @@ class _Traffic(threading.Thread):
 def _states_line(service: Service) -> str:
     parts = []
     for monitor in service.pipeline.monitors.values():
-        for (check, _version, stream), status in sorted(monitor.statuses.items(), key=lambda kv: kv[0][0]):
+        for (check, _version, stream), status in sorted(
+            monitor.statuses.items(), key=lambda kv: kv[0][0]
+        ):
             if stream == ():
                 parts.append(f"{check}={status.state}")
     return " ".join(parts)
 
 
-def run_demo(duration: float = 60.0, metrics_port: int = 0, rate: float = 1500.0, seed: int = 7,
-             out: IO[str] = sys.stdout) -> int:
+def run_demo(
+    duration: float = 60.0,
+    metrics_port: int = 0,
+    rate: float = 1500.0,
+    seed: int = 7,
+    out: IO[str] = sys.stdout,
+) -> int:
     """Run the demo for ``duration`` seconds; returns the process exit code."""
     policy_ref = resources.files("monitor.demo").joinpath("policy.yaml")
     with resources.as_file(policy_ref) as policy_path:
@@ -158,16 +171,21 @@ def run_demo(duration: float = 60.0, metrics_port: int = 0, rate: float = 1500.0
                 last[0] = now
                 ledger = service.pipeline.ledger
                 out.write(
-                    f"[{now - started:4.0f}s] produced {traffic.sent:,} consumed {ledger.consumed:,} "
+                    f"[{now - started:4.0f}s] produced {traffic.sent:,} "
+                    f"consumed {ledger.consumed:,} "
                     f"dead-lettered {ledger.dead_lettered} | {_states_line(service)}\n"
                 )
                 out.flush()
 
-        service = build_service(settings, policy, metrics, extra_sinks=[console], on_batch=on_batch,
-                                log_alerts=False)
+        service = build_service(
+            settings, policy, metrics, extra_sinks=[console], on_batch=on_batch, log_alerts=False
+        )
         http = HttpServer(metrics.registry, service.readiness, "127.0.0.1", metrics_port).start()
-        scenario = replace(Scenario(seed=seed), requests_per_second=rate,
-                           start=datetime.now(UTC).replace(microsecond=0))
+        scenario = replace(
+            Scenario(seed=seed),
+            requests_per_second=rate,
+            start=datetime.now(UTC).replace(microsecond=0),
+        )
         traffic = _Traffic(broker.bootstrap_servers, scenario, stop)
         out.write(
             f"broker {broker.bootstrap_servers}; metrics http://127.0.0.1:{http.port}/metrics\n"
@@ -189,7 +207,8 @@ def run_demo(duration: float = 60.0, metrics_port: int = 0, rate: float = 1500.0
             http.stop()
     ledger = service.pipeline.ledger
     out.write(
-        f"\ndemo finished after {time.monotonic() - started:.0f}s: produced {traffic.sent:,} messages "
+        f"\ndemo finished after {time.monotonic() - started:.0f}s: "
+        f"produced {traffic.sent:,} messages "
         f"({traffic.malformed} malformed), consumed {ledger.consumed:,}, processed "
         f"{ledger.processed:,}, dead-lettered {ledger.dead_lettered}, duplicates "
         f"{ledger.duplicates}; {len(console.fired)} alert(s)\n"

@@ -27,10 +27,19 @@ def _bernoulli(p0: float, p1: float, n: int, seed: int, **tol: float) -> RateShi
         ({"family": "bernoulli", "threshold": 0.0, "max_increase": 0.1}, "threshold"),
         ({"family": "bernoulli", "threshold": 5.0}, "required"),
         ({"family": "bernoulli", "threshold": 5.0, "max_increase": -1.0}, "max_increase"),
-        ({"family": "bernoulli", "threshold": 5.0, "max_relative_change": 0.2,
-          "max_increase": 0.1}, "not both"),
-        ({"family": "bernoulli", "threshold": 5.0, "max_increase": 0.1, "shifts": (1.0,)},
-         "shifts"),
+        (
+            {
+                "family": "bernoulli",
+                "threshold": 5.0,
+                "max_relative_change": 0.2,
+                "max_increase": 0.1,
+            },
+            "not both",
+        ),
+        (
+            {"family": "bernoulli", "threshold": 5.0, "max_increase": 0.1, "shifts": (1.0,)},
+            "shifts",
+        ),
     ],
 )
 def test_invalid_arguments_raise_value_error(kwargs: dict[str, object], message: str) -> None:
@@ -89,8 +98,9 @@ def test_poisson_grouped_observations() -> None:
 
 def test_inconclusive_until_baseline_and_candidate_have_data() -> None:
     """Without enough baseline or candidate exposure the detector is not conclusive."""
-    det = RateShiftDetector("bernoulli", H_1E4, max_increase=0.01, min_reference=1000,
-                            min_observations=200)
+    det = RateShiftDetector(
+        "bernoulli", H_1E4, max_increase=0.01, min_reference=1000, min_observations=200
+    )
     det.update_many(np.zeros(500))
     assert not det.ready and not det.conclusive
     det.update_reference(50, 2000)

@@ -49,14 +49,21 @@ def _settings(broker: EmbeddedBroker, topic: str, group: str) -> Settings:
     return load_settings(
         None,
         policy=str(DEMO_POLICY),
-        kafka={"bootstrap_servers": broker.bootstrap_servers, "topics": [topic],
-               "dead_letter_topic": f"{topic}.dlq", "group_id": group, **FAST_GROUP},
+        kafka={
+            "bootstrap_servers": broker.bootstrap_servers,
+            "topics": [topic],
+            "dead_letter_topic": f"{topic}.dlq",
+            "group_id": group,
+            **FAST_GROUP,
+        },
         http_port=0,
     )
 
 
-def _consume_all(settings: Settings, expected: int, timeout: float = 90.0) -> tuple[int, list[AlertRecord]]:
-    """Run the service in-process until ``expected`` messages were consumed; returns (consumed, alerts)."""
+def _consume_all(
+    settings: Settings, expected: int, timeout: float = 90.0
+) -> tuple[int, list[AlertRecord]]:
+    """Run the service in-process until ``expected`` messages were consumed."""
     captured = _Captured()
     stop = threading.Event()
 
@@ -64,8 +71,14 @@ def _consume_all(settings: Settings, expected: int, timeout: float = 90.0) -> tu
         if service.pipeline.ledger.consumed >= expected:
             stop.set()
 
-    service = build_service(settings, load_policy(settings.policy), Metrics(),
-                            extra_sinks=[captured], on_batch=on_batch, log_alerts=False)
+    service = build_service(
+        settings,
+        load_policy(settings.policy),
+        Metrics(),
+        extra_sinks=[captured],
+        on_batch=on_batch,
+        log_alerts=False,
+    )
     timer = threading.Timer(timeout, stop.set)
     timer.start()
     try:
@@ -86,7 +99,9 @@ def test_processes_every_event_and_commits(broker: EmbeddedBroker, topic: str) -
     assert committed_total(broker.bootstrap_servers, topic, "g-all") == n
 
 
-def test_dead_letters_carry_reason_source_and_original_bytes(broker: EmbeddedBroker, topic: str) -> None:
+def test_dead_letters_carry_reason_source_and_original_bytes(
+    broker: EmbeddedBroker, topic: str
+) -> None:
     """Malformed messages land in the dead-letter topic with their reason and position."""
     good = list(generate(Scenario.identical(seed=4), 500))
     bad = [b"not json", b'{"kind": "inference", "id": "x"}', b'{"kind": "teleport"}', b"\xff\xfe"]
@@ -96,9 +111,13 @@ def test_dead_letters_carry_reason_source_and_original_bytes(broker: EmbeddedBro
     consumed, _ = _consume_all(settings, n)
     assert consumed == n
 
-    consumer = KafkaConsumer(f"{topic}.dlq", bootstrap_servers=broker.bootstrap_servers,
-                             auto_offset_reset="earliest", consumer_timeout_ms=5_000,
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        f"{topic}.dlq",
+        bootstrap_servers=broker.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5_000,
+        enable_auto_commit=False,
+    )
     letters = list(consumer)
     consumer.close()
     assert sorted(m.value for m in letters) == sorted(bad)
@@ -157,9 +176,17 @@ def test_crash_between_poll_and_commit_loses_nothing(broker: EmbeddedBroker, top
     """A monitor SIGKILLed after poll, before commit: the restarted one re-reads that batch."""
     n = produce(broker.bootstrap_servers, topic, generate(Scenario.identical(seed=8), 300))
     proc = subprocess.Popen(
-        [sys.executable, "-c", _POLL_THEN_HANG, str(DEMO_POLICY), broker.bootstrap_servers,
-         topic, "g-crash"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            _POLL_THEN_HANG,
+            str(DEMO_POLICY),
+            broker.bootstrap_servers,
+            topic,
+            "g-crash",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -183,34 +210,51 @@ def _get(url: str) -> tuple[int, str]:
 
 
 def _metric(text: str, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") or line.startswith(name + " "))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
 
 
-def test_sigterm_finishes_the_batch_and_commits(broker: EmbeddedBroker, topic: str,
-                                                tmp_path: Path) -> None:
+def test_sigterm_finishes_the_batch_and_commits(
+    broker: EmbeddedBroker, topic: str, tmp_path: Path
+) -> None:
     """`shiftwatch run` stops on SIGTERM mid-stream with exactly its processed events committed."""
     n = produce(broker.bootstrap_servers, topic, generate(Scenario.identical(seed=9), 60_000))
     port_file = tmp_path / "config.yaml"
-    port_file.write_text(json.dumps({
-        "policy": str(DEMO_POLICY),
-        "http_host": "127.0.0.1",
-        "kafka": {"bootstrap_servers": broker.bootstrap_servers, "topics": [topic],
-                  "group_id": "g-term", "max_poll_records": 500, **FAST_GROUP},
-    }))
+    port_file.write_text(
+        json.dumps(
+            {
+                "policy": str(DEMO_POLICY),
+                "http_host": "127.0.0.1",
+                "kafka": {
+                    "bootstrap_servers": broker.bootstrap_servers,
+                    "topics": [topic],
+                    "group_id": "g-term",
+                    "max_poll_records": 500,
+                    **FAST_GROUP,
+                },
+            }
+        )
+    )
     from monitor.broker import free_port
 
     port = free_port()
     env = {**os.environ, "SHIFTWATCH_HTTP_PORT": str(port), "SHIFTWATCH_LOG_FORMAT": "json"}
-    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(port_file)],
-                            env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "run", "--config", str(port_file)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         consumed = 0.0
         while time.monotonic() < deadline:
             time.sleep(0.2)
             try:
-                status, body = _get(f"http://127.0.0.1:{port}/metrics")
+                _, body = _get(f"http://127.0.0.1:{port}/metrics")
             except OSError:
                 continue
             consumed = _metric(body, "shiftwatch_events_consumed_total")

@@ -25,8 +25,7 @@ MALFORMED = [
     '{"kind": "wormhole", "id": "m"}',
     "[1, 2, 3]",
     "",
-    '{"kind": "outcome", "id": "m", "time": "2026-11-02T09:00:00Z", "request_id": "r",'
-    ' "label": 7}',
+    '{"kind": "outcome", "id": "m", "time": "2026-11-02T09:00:00Z", "request_id": "r", "label": 7}',
 ]
 
 
@@ -40,8 +39,15 @@ def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _replay(events: Path | str, tmp: Path, name: str, dead: bool = True) -> tuple[list[dict], dict]:
     alerts = tmp / f"{name}.alerts.jsonl"
-    argv = ["replay", str(events), "--policy", str(DEMO_POLICY), "--alerts-out", str(alerts),
-            "--no-progress"]
+    argv = [
+        "replay",
+        str(events),
+        "--policy",
+        str(DEMO_POLICY),
+        "--alerts-out",
+        str(alerts),
+        "--no-progress",
+    ]
     if dead:
         argv += ["--dead-letter-out", str(tmp / f"{name}.dead.jsonl")]
     out = io.StringIO()
@@ -91,7 +97,10 @@ def test_malformed_lines_dead_lettered_duplicates_dropped_alerts_unchanged(
     assert summary["consumed"] == len(dirty)
     assert summary["dead_lettered"] == n_bad
     assert summary["duplicates"] == dup_count
-    assert summary["consumed"] == summary["processed"] + summary["dead_lettered"] + summary["duplicates"]
+    assert (
+        summary["consumed"]
+        == summary["processed"] + summary["dead_lettered"] + summary["duplicates"]
+    )
 
     letters = [json.loads(x) for x in (tmp_path / "dirty.dead.jsonl").read_text().splitlines()]
     assert len(letters) == n_bad
@@ -110,7 +119,9 @@ def test_replay_is_deterministic(demo_file: Path, tmp_path: Path) -> None:
     assert one and one == (tmp_path / "two.alerts.jsonl").read_bytes()
 
 
-def test_replay_reads_stdin(demo_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replay_reads_stdin(
+    demo_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`-` reads the events from standard input, with the same alerts as the file."""
     file_alerts, _ = _replay(demo_file, tmp_path, "file")
     with demo_file.open("rb") as fh:
@@ -140,9 +151,12 @@ def test_shift_inside_tolerance_raises_nothing(tmp_path: Path) -> None:
     assert alerts == []
 
 
-def test_missing_input_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_input_file_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A missing events file exits 2 with the path in the message, no traceback."""
-    code = main(["replay", str(tmp_path / "nope.jsonl"), "--policy", str(DEMO_POLICY),
-                 "--no-progress"])
+    code = main(
+        ["replay", str(tmp_path / "nope.jsonl"), "--policy", str(DEMO_POLICY), "--no-progress"]
+    )
     assert code == 2
     assert "nope.jsonl" in capsys.readouterr().err

@@ -1,0 +1,45 @@
+"""`shiftwatch demo` from the command line, as a new user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.kafka
+
+
+def _tansu_pids() -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"tansu" in cmdline and b"broker" in cmdline:
+                pids.add(int(entry.name))
+    return pids
+
+
+def test_demo_shows_a_rollback_alert_and_leaves_nothing_running() -> None:
+    """The demo prints a rollback alert within its run, exits 0 and stops its broker."""
+    before = _tansu_pids()
+    proc = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "demo", "--duration", "60"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "ROLLBACK ALERT" in out
+    assert "check 'escalations'" in out
+    seconds = int(out.split("ROLLBACK ALERT after ", 1)[1].split("s", 1)[0])
+    assert seconds <= 60
+    assert "dead-lettered" in out and "nothing left running" in out
+    assert _tansu_pids() <= before
