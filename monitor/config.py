@@ -118,6 +118,7 @@ class LimitsSettings(BaseModel):
     join_capacity: int = Field(default=500_000, ge=1)
     join_ttl_seconds: float = Field(default=14 * 86400.0, gt=0)
     segment_cap: int = Field(default=20, ge=1, le=1000)
+    max_future_seconds: float = Field(default=300.0, gt=0)
 
 
 class Settings(BaseSettings):

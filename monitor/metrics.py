@@ -110,6 +110,12 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self.late = Counter(
+            "shiftwatch_events_late_total",
+            "Inferences and actions whose one-second bucket had already been evaluated.",
+            ["model"],
+            registry=r,
+        )
         self.up = Gauge(
             "shiftwatch_source_connected",
             "1 while the source is connected and consuming.",

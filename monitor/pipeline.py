@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import structlog
 
@@ -30,12 +29,15 @@ log = structlog.get_logger("shiftwatch.pipeline")
 
 @dataclass(frozen=True, slots=True)
 class PipelineLimits:
-    """Memory bounds of the routing state."""
+    """Memory bounds of the routing state, and how far ahead of the clock an event may be."""
 
     dedupe_window: int = 1_000_000
     join_capacity: int = 500_000
     join_ttl_seconds: float = 14 * 86400.0
     segment_cap: int = 20
+    #: Events stamped further than this in the future are rejected: one such event
+    #: would otherwise move event time forward and make every honest event late.
+    max_future_seconds: float = 300.0
 
 
 @dataclass(slots=True)
@@ -91,7 +93,6 @@ class Pipeline:
         self.dedupe = Deduper(limits.dedupe_window)
         self.joins = JoinTable(limits.join_capacity, limits.join_ttl_seconds)
         self.ledger = Ledger()
-        self.last_event_time: datetime | None = None
         for monitor in self.monitors.values():
             log.info(
                 "model watched",
@@ -114,8 +115,16 @@ class Pipeline:
         monitors = self.monitors
         joins = self.joins
         seen = self.dedupe.seen
+        horizon = time.time() + self.limits.max_future_seconds
         for message in batch:
             event = decode(message.value)
+            if not isinstance(event, Rejection) and event.time.timestamp() > horizon:
+                event = Rejection(
+                    "future_time",
+                    f"time: {event.time.isoformat()} is more than "
+                    f"{self.limits.max_future_seconds:g}s ahead of this host's clock (clock skew?)",
+                    event.kind,
+                )
             if isinstance(event, Rejection):
                 consumed[event.kind] += 1
                 rejected.append((message, event))
@@ -148,7 +157,6 @@ class Pipeline:
                 monitor = monitors.get(joined.model)
                 if monitor is None or not monitor.add_outcome(event, joined, message):
                     unmonitored[kind] += 1
-            self.last_event_time = event.time
 
         for message, rejection in rejected:
             self.dead_letters.send(message, rejection)
@@ -212,6 +220,10 @@ class Pipeline:
             if folded:
                 m.segments_folded.labels(monitor.policy.name).inc(folded)
                 monitor.folder.folded = 0
+            late = monitor.buckets.late
+            if late:
+                m.late.labels(monitor.policy.name).inc(late)
+                monitor.buckets.late = 0
             for status in monitor.drain_touched():
                 labels = (
                     monitor.policy.name,

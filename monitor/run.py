@@ -28,6 +28,7 @@ def limits_from(settings: Settings) -> PipelineLimits:
         join_capacity=lim.join_capacity,
         join_ttl_seconds=lim.join_ttl_seconds,
         segment_cap=lim.segment_cap,
+        max_future_seconds=lim.max_future_seconds,
     )
 
 

@@ -160,3 +160,21 @@ def test_missing_input_file_is_a_clear_error(
     )
     assert code == 2
     assert "nope.jsonl" in capsys.readouterr().err
+
+
+def test_event_from_the_future_is_dead_lettered(tmp_path: Path) -> None:
+    """An event stamped years ahead is rejected with its reason instead of moving event time."""
+    path = tmp_path / "future.jsonl"
+    write_jsonl(path, Scenario.identical(seed=41, requests_per_second=300.0), 2_000)
+    future = (
+        '{"kind": "inference", "id": "f1", "time": "2099-01-01T00:00:00Z", "request_id": "rf",'
+        ' "model": "fraud-scorer", "version": "v7-int8", "decision": "allow"}'
+    )
+    lines = path.read_text().splitlines()
+    lines.insert(100, future)
+    path.write_text("\n".join(lines) + "\n")
+    _, summary = _replay(path, tmp_path, "future")
+    assert summary["dead_lettered"] == 1
+    letter = json.loads((tmp_path / "future.dead.jsonl").read_text())
+    assert letter["code"] == "future_time" and "2099" in letter["reason"]
+    assert letter["source"]["offset"] == 101
