@@ -10,6 +10,8 @@ from typing import IO, Any, Literal, Protocol
 import structlog
 from pydantic import BaseModel, ConfigDict
 
+from monitor.jsonl import JsonlWriter
+
 __all__ = ["AlertRecord", "AlertSink", "JsonlAlertSink", "LogAlertSink", "alert_id"]
 
 
@@ -58,27 +60,14 @@ class AlertSink(Protocol):
     def close(self) -> None: ...
 
 
-class JsonlAlertSink:
+class JsonlAlertSink(JsonlWriter):
     """Appends one alert record per line to a file (or a stream such as stdout)."""
 
     def __init__(self, target: str | Path | IO[str], *, append: bool = True) -> None:
-        if isinstance(target, str | Path):
-            self._fh: IO[str] = open(target, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
-            self._owned = True
-        else:
-            self._fh = target
-            self._owned = False
+        super().__init__(target, append=append)
 
     def emit(self, alert: AlertRecord) -> None:
-        self._fh.write(alert.model_dump_json() + "\n")
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-    def close(self) -> None:
-        self.flush()
-        if self._owned:
-            self._fh.close()
+        self.write_line(alert.model_dump_json())
 
 
 class LogAlertSink:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from monitor.events import Rejection
+from monitor.jsonl import JsonlWriter
 
 __all__ = ["DeadLetterSink", "JsonlDeadLetterSink", "Message"]
 
@@ -53,24 +54,11 @@ def dead_letter_record(message: Message, rejection: Rejection) -> dict[str, obje
     return record
 
 
-class JsonlDeadLetterSink:
-    """Writes one JSON dead-letter record per line."""
+class JsonlDeadLetterSink(JsonlWriter):
+    """Writes one JSON dead-letter record per line (the file is started afresh)."""
 
     def __init__(self, target: str | Path | IO[str]) -> None:
-        if isinstance(target, str | Path):
-            self._fh: IO[str] = open(target, "w", encoding="utf-8")  # noqa: SIM115
-            self._owned = True
-        else:
-            self._fh = target
-            self._owned = False
+        super().__init__(target, append=False)
 
     def send(self, message: Message, rejection: Rejection) -> None:
-        self._fh.write(json.dumps(dead_letter_record(message, rejection)) + "\n")
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-    def close(self) -> None:
-        self.flush()
-        if self._owned:
-            self._fh.close()
+        self.write_line(json.dumps(dead_letter_record(message, rejection)))

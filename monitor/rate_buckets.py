@@ -58,6 +58,14 @@ class RateBuckets:
         self._released_below = -math.inf  # buckets with a lower index are final
         self.late = 0
 
+    def _row(self, version: str, stream: Stream, bucket: int) -> list[float]:
+        """The counts of one bucket: [inferences, one count per check]."""
+        buckets = self._open.setdefault((version, stream), {})
+        row = buckets.get(bucket)
+        if row is None:
+            row = buckets[bucket] = [0.0] * (1 + len(self.checks))
+        return row
+
     def _bucket(self, timestamp: float) -> int:
         return math.floor(timestamp / self.bucket_seconds)
 
@@ -69,12 +77,8 @@ class RateBuckets:
             self.late += 1
             return
         hits = [col for col, wanted in self._decision_cols if wanted == decision]
-        width = 1 + len(self.checks)
         for stream in streams:
-            buckets = self._open.setdefault((version, stream), {})
-            row = buckets.get(b)
-            if row is None:
-                row = buckets[b] = [0.0] * width
+            row = self._row(version, stream, b)
             row[0] += 1.0
             for col in hits:
                 row[col] += 1.0
@@ -89,12 +93,8 @@ class RateBuckets:
         if b < self._released_below:
             self.late += 1
             return
-        width = 1 + len(self.checks)
         for stream in streams:
-            buckets = self._open.setdefault((version, stream), {})
-            row = buckets.get(b)
-            if row is None:
-                row = buckets[b] = [0.0] * width
+            row = self._row(version, stream, b)
             for col in hits:
                 row[col] += 1.0
 
