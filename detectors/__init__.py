@@ -7,6 +7,13 @@ from __future__ import annotations
 
 from detectors.base import Detector
 from detectors.calibration import detector_arl0, lorden_threshold
+from detectors.novel import NovelToolDetector
 from detectors.rate import RateShiftDetector
 
-__all__ = ["Detector", "RateShiftDetector", "detector_arl0", "lorden_threshold"]
+__all__ = [
+    "Detector",
+    "NovelToolDetector",
+    "RateShiftDetector",
+    "detector_arl0",
+    "lorden_threshold",
+]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from detectors import RateShiftDetector, detector_arl0, lorden_threshold
+from detectors import NovelToolDetector, RateShiftDetector, detector_arl0, lorden_threshold
 from detectors.rate import DEFAULT_SHIFTS, Family
 from monitor.alerts import AlertRecord, alert_id
 from monitor.events import ActionEvent, InferenceEvent, OutcomeEvent
@@ -27,11 +27,21 @@ from monitor.router import Joined, SegmentFolder, Stream
 __all__ = ["EVALUATED", "CheckStatus", "Clock", "ModelMonitor", "segment_label"]
 
 #: Metrics evaluated by this version of the service; others report ``inconclusive``.
-EVALUATED = frozenset({Metric.DECISION_RATE, Metric.ACTION_RATE})
+EVALUATED = frozenset(
+    {Metric.DECISION_RATE, Metric.ACTION_RATE, Metric.FALSE_NEGATIVE_RATE, Metric.NOVEL_TOOL}
+)
+#: Rate metrics counted in per-second buckets, released after the action window.
+_SHORT = (Metric.DECISION_RATE, Metric.ACTION_RATE)
+#: Labels per FN bucket width: the horizon is cut into this many buckets.
+_FN_BUCKETS = 64
 
 #: Source of ``fired_at``: a callable, ``"event"`` (the crossing event's time, for a
 #: deterministic replay) or None (wall-clock UTC).
 Clock = Callable[[], datetime] | Literal["event"] | None
+
+
+def _matches(action: ActionEvent, where: dict[str, str | bool]) -> bool:
+    return all(getattr(action, k, None) == v for k, v in where.items())
 
 
 def segment_label(stream: Stream) -> str:
@@ -46,7 +56,7 @@ class CheckStatus:
     check: Check
     version: str
     stream: Stream
-    detector: RateShiftDetector | None
+    detector: RateShiftDetector | NovelToolDetector | None
     fired: bool = False
 
     @property
@@ -83,14 +93,30 @@ class ModelMonitor:
         self.detector_arl0 = detector_arl0(policy.false_alarm.arl0, self.n_detectors)
         self.threshold = lorden_threshold(self.detector_arl0, 2 * len(DEFAULT_SHIFTS))
         self.statuses: dict[tuple[str, str, Stream], CheckStatus] = {}
-        self._rate_checks = [c for c in policy.checks if c.metric in EVALUATED]
-        window = (
-            policy.action_window_seconds
-            if any(c.metric is Metric.ACTION_RATE for c in self._rate_checks)
-            else 0.0
+        checks = policy.checks
+        self._short = [c for c in checks if c.metric in _SHORT]
+        self._decision_cols = [
+            (j, c.where.get("decision"))
+            for j, c in enumerate(self._short)
+            if c.metric is Metric.DECISION_RATE
+        ]
+        self._action_cols = [
+            (j, c.where) for j, c in enumerate(self._short) if c.metric is Metric.ACTION_RATE
+        ]
+        self._fn = [c for c in checks if c.metric is Metric.FALSE_NEGATIVE_RATE]
+        self._novel = [c for c in checks if c.metric is Metric.NOVEL_TOOL]
+        window = policy.action_window_seconds if self._action_cols else 0.0
+        self.buckets = RateBuckets(len(self._short), window)
+        horizon = policy.label_horizon_seconds
+        self.fn_buckets = RateBuckets(
+            len(self._fn), horizon, bucket_seconds=max(1.0, horizon / _FN_BUCKETS)
         )
-        self.buckets = RateBuckets(self._rate_checks, window)
+        self._positive = frozenset(policy.positive_labels)
         self._watermark = float("-inf")
+        self._candidates: set[str] = set()
+        # The baseline's tools per novel_tool check (bounded by the detector's max_tools),
+        # copied into each candidate version's detector when it appears.
+        self._novel_reference = {c.name: self._new_novel(c) for c in self._novel}
         self._by_check_stream: dict[tuple[str, Stream], list[CheckStatus]] = {}
         self._reference_totals: dict[tuple[str, Stream], tuple[float, float]] = {}
         self._touched: set[tuple[str, str, Stream]] = set()
@@ -105,17 +131,26 @@ class ModelMonitor:
 
     def add_inference(self, event: InferenceEvent, message: Message) -> Joined | None:
         """Count an inference; returns what later events need to join to it, or None."""
-        if self.role(event.version) is None:
+        role = self.role(event.version)
+        if role is None:
             return None
+        if role == "candidate" and event.version not in self._candidates:
+            self._candidates.add(event.version)
+            for check in self._novel:
+                self._status(check, event.version, ())
         streams = self.folder.streams(event.segments)
         ts = event.time.timestamp()
-        if self._rate_checks:
-            self.buckets.add_inference(event.version, streams, ts, event.decision)
-            if ts > self._watermark:
-                self._watermark = ts
-                if self.buckets.due(ts):
-                    self._evaluate(self.buckets.release(ts), event.time, message)
         negative = event.decision in self.policy.negative_decisions
+        if self._short:
+            cols = [j for j, wanted in self._decision_cols if wanted == event.decision]
+            self.buckets.add(event.version, streams, ts, 1.0, cols)
+        if self._fn and negative:
+            self.fn_buckets.add(event.version, streams, ts, 1.0)
+        if ts > self._watermark:
+            self._watermark = ts
+            for buckets, checks in ((self.buckets, self._short), (self.fn_buckets, self._fn)):
+                if checks and buckets.due(ts):
+                    self._evaluate(checks, buckets.release(ts), event.time, message)
         return Joined(event.model, event.version, streams, negative, ts)
 
     def add_action(self, event: ActionEvent, joined: Joined | None, message: Message) -> bool:
@@ -124,22 +159,46 @@ class ModelMonitor:
         Without a join (inference unseen or expired) the action counts in the
         overall stream only, at its own time.
         """
-        if self.role(event.version) is None:
+        role = self.role(event.version)
+        if role is None:
             return False
-        if joined is not None and joined.model == event.model and joined.version == event.version:
-            self.buckets.add_action(event.version, joined.streams, joined.time, event)
-        else:
-            self.buckets.add_action(event.version, ((),), event.time.timestamp(), event)
+        cols = [j for j, where in self._action_cols if _matches(event, where)]
+        if cols:
+            if joined is not None and (joined.model, joined.version) == (
+                event.model,
+                event.version,
+            ):
+                self.buckets.add(event.version, joined.streams, joined.time, 0.0, cols)
+            else:
+                self.buckets.add(event.version, ((),), event.time.timestamp(), 0.0, cols)
+        if event.tool is not None:
+            for check in self._novel:
+                # Every baseline call is evidence of what it uses; ``where`` picks the
+                # candidate calls to judge (e.g. privileged ones).
+                if role == "baseline" or _matches(event, check.where):
+                    self._novel_call(check, role, event, message)
         return True
 
     def add_outcome(self, event: OutcomeEvent, joined: Joined, message: Message) -> bool:
-        """Accept an outcome joined to its inference (for false_negative_rate)."""
-        return self.role(joined.version) is not None
+        """Count a positive label on a negative decision as a false negative of that inference."""
+        if self.role(joined.version) is None:
+            return False
+        if self._fn and joined.negative and event.label in self._positive:
+            self.fn_buckets.add(
+                joined.version, joined.streams, joined.time, 0.0, range(len(self._fn))
+            )
+        return True
 
     # -- evaluation ------------------------------------------------------------------
-    def _new_detector(self, check: Check) -> RateShiftDetector:
+    @staticmethod
+    def _new_novel(check: Check) -> NovelToolDetector:
+        return NovelToolDetector(check.min_baseline_calls or 1000)
+
+    def _new_detector(self, check: Check) -> RateShiftDetector | NovelToolDetector:
+        if check.metric is Metric.NOVEL_TOOL:
+            return self._new_novel(check)
         tol = check.tolerance
-        family: Family = "bernoulli" if check.metric is Metric.DECISION_RATE else "poisson"
+        family: Family = "poisson" if check.metric is Metric.ACTION_RATE else "bernoulli"
         return RateShiftDetector(
             family,
             self.threshold,
@@ -155,14 +214,50 @@ class ModelMonitor:
             det = None
             if check.metric in EVALUATED:
                 det = self._new_detector(check)
-                count, exposure = self._reference_totals.get((check.name, stream), (0.0, 0.0))
-                det.update_reference(count, exposure)
+                if isinstance(det, RateShiftDetector):
+                    count, exposure = self._reference_totals.get((check.name, stream), (0.0, 0.0))
+                    det.update_reference(count, exposure)
+                else:
+                    det = NovelToolDetector.from_state(self._novel_reference[check.name].state())
             status = self.statuses[key] = CheckStatus(check, version, stream, det)
             self._by_check_stream.setdefault((check.name, stream), []).append(status)
+            self._touched.add(key)
         return status
 
+    def _novel_call(self, check: Check, role: str, event: ActionEvent, message: Message) -> None:
+        tool = str(event.tool)
+        if role == "baseline":
+            self._novel_reference[check.name].update_reference(tool)
+            for status in self._by_check_stream.get((check.name, ()), ()):
+                det = status.detector
+                if isinstance(det, NovelToolDetector):
+                    det.update_reference(tool)
+                    self._after_update(status, det, event.time, message)
+            return
+        status = self._status(check, event.version, ())
+        det = status.detector
+        if isinstance(det, NovelToolDetector):
+            det.update(tool)
+            self._after_update(status, det, event.time, message)
+
+    def _after_update(
+        self,
+        status: CheckStatus,
+        det: RateShiftDetector | NovelToolDetector,
+        event_time: datetime,
+        message: Message,
+    ) -> None:
+        self._touched.add((status.check.name, status.version, status.stream))
+        if det.drift_detected and not status.fired:
+            status.fired = True
+            self._alerts.append(self._alert(status, det, event_time, message))
+
     def _evaluate(
-        self, released: dict[tuple[str, Stream], Released], event_time: datetime, message: Message
+        self,
+        checks: list[Check],
+        released: dict[tuple[str, Stream], Released],
+        event_time: datetime,
+        message: Message,
     ) -> None:
         baseline = self.policy.baseline
         # The baseline first, so that the candidate's buckets are judged against
@@ -171,43 +266,39 @@ class ModelMonitor:
             if version != baseline:
                 continue
             exposure = float(exposures.sum())
-            for j, check in enumerate(self._rate_checks):
+            for j, check in enumerate(checks):
                 key = (check.name, stream)
                 count = float(counts[:, j].sum())
                 c0, e0 = self._reference_totals.get(key, (0.0, 0.0))
                 self._reference_totals[key] = (c0 + count, e0 + exposure)
                 for status in self._by_check_stream.get(key, ()):
-                    if status.detector is not None:
+                    if isinstance(status.detector, RateShiftDetector):
                         status.detector.update_reference(count, exposure)
         for (version, stream), (exposures, counts) in released.items():
             if version == baseline:
                 continue
-            for j, check in enumerate(self._rate_checks):
+            for j, check in enumerate(checks):
                 status = self._status(check, version, stream)
-                self._touched.add((check.name, version, stream))
                 det = status.detector
-                if det is None:
-                    continue
-                det.update_many(counts[:, j], exposures)
-                if det.drift_detected and not status.fired:
-                    status.fired = True
-                    self._alerts.append(self._alert(status, det, event_time, message))
+                if isinstance(det, RateShiftDetector):
+                    det.update_many(counts[:, j], exposures)
+                    self._after_update(status, det, event_time, message)
 
     def end_batch(self) -> list[AlertRecord]:
         """Alerts raised while the batch was processed; also registers unevaluated checks."""
         for version, stream in {(s.version, s.stream) for s in self.statuses.values()}:
             for check in self.policy.checks:
-                if (
-                    check.metric not in EVALUATED
-                    and (check.name, version, stream) not in self.statuses
-                ):
+                if check.metric not in EVALUATED:
                     self._status(check, version, stream)
-                    self._touched.add((check.name, version, stream))
         alerts, self._alerts = self._alerts, []
         return alerts
 
     def _alert(
-        self, status: CheckStatus, det: RateShiftDetector, event_time: datetime, message: Message
+        self,
+        status: CheckStatus,
+        det: RateShiftDetector | NovelToolDetector,
+        event_time: datetime,
+        message: Message,
     ) -> AlertRecord:
         check, policy = status.check, self.policy
         segment = dict([status.stream]) if status.stream else {}
@@ -217,6 +308,30 @@ class ModelMonitor:
             now = datetime.now(UTC)
         else:
             now = self._clock()
+        evidence: dict[str, object] = {
+            "detector": type(det).__name__,
+            "statistic": det.statistic,
+            "threshold": det.threshold,
+        }
+        observed: float | None
+        reference: float | None
+        if isinstance(det, NovelToolDetector):
+            observed, reference = 1.0, 0.0
+            evidence["tool"] = det.novel_tool
+            evidence["baseline_rate_upper_95"] = det.upper_rate
+            evidence["events_seen"] = {"baseline": det.statistic, "candidate": det.observations}
+        else:
+            observed, reference = det.observed_rate, det.reference_rate
+            evidence["detector_arl0"] = self.detector_arl0
+            evidence["events_seen"] = {
+                "baseline": det.reference_exposure,
+                "candidate": det.exposure,
+            }
+        evidence["source"] = {
+            "topic": message.topic,
+            "partition": message.partition,
+            "offset": message.offset,
+        }
         return AlertRecord(
             alert_id=alert_id(policy.name, status.version, check.name, segment),
             status="firing",
@@ -228,28 +343,14 @@ class ModelMonitor:
             segment=segment,
             action=check.action,
             severity=check.resolved_severity,
-            observed=det.observed_rate,
-            reference=det.reference_rate,
+            observed=observed,
+            reference=reference,
             tolerance=check.tolerance.model_dump(exclude_none=True),
             event_time=event_time.isoformat(),
             fired_at=now.isoformat(),
             owner=policy.owner,
             controls=list(policy.controls),
-            evidence={
-                "detector": type(det).__name__,
-                "statistic": det.statistic,
-                "threshold": det.threshold,
-                "detector_arl0": self.detector_arl0,
-                "events_seen": {
-                    "baseline": det.reference_exposure,
-                    "candidate": det.exposure,
-                },
-                "source": {
-                    "topic": message.topic,
-                    "partition": message.partition,
-                    "offset": message.offset,
-                },
-            },
+            evidence=evidence,
         )
 
     def drain_touched(self) -> list[CheckStatus]:

@@ -99,6 +99,11 @@ class Check(_Strict):
     tolerance: Tolerance = Field(default_factory=Tolerance)
     action: Name = "page"
     severity: Literal["critical", "warning", "info"] | None = None
+    min_baseline_calls: int | None = Field(
+        default=None,
+        ge=1,
+        description="novel_tool: baseline calls needed before an unseen tool counts as novel",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -130,6 +135,8 @@ class Check(_Strict):
                 )
         elif not tol.is_empty:
             raise ValueError("tolerance: novel_tool takes no tolerance (it fires on first sight)")
+        if self.min_baseline_calls is not None and self.metric is not Metric.NOVEL_TOOL:
+            raise ValueError("min_baseline_calls applies to novel_tool checks only; remove it")
         return self
 
     @property
@@ -169,6 +176,16 @@ class ModelPolicy(_Strict):
         le=86400,
         allow_inf_nan=False,
         description="how long after an inference its actions are still counted for action_rate",
+    )
+    label_horizon_seconds: float = Field(
+        default=3 * 86400.0,
+        gt=0,
+        le=90 * 86400,
+        allow_inf_nan=False,
+        description=(
+            "false_negative_rate counts only negative decisions older than this, so that labels "
+            "still to come do not make a fresh candidate look better than it is"
+        ),
     )
     checks: list[Check] = Field(min_length=1)
 

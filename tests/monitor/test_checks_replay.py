@@ -1,0 +1,93 @@
+"""Issue 3 scenarios through `shiftwatch replay`: novel tools, late-labelled false negatives."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.demo.simulator import Scenario, write_jsonl
+from monitor.policy import load_policy
+from monitor.replay import replay
+
+POLICY = """
+version: 1
+models:
+  - name: fraud-scorer
+    owner: fraud-ml-oncall
+    baseline: v7-fp32
+    candidates: [v7-int8]
+    segments: [lang]
+    negative_decisions: [allow]
+    positive_labels: [fraud]
+    false_alarm: {{arl0: 1000000}}
+    action_window_seconds: 5
+    label_horizon_seconds: {horizon}
+    checks:
+      - {{name: fn-proxy, metric: false_negative_rate, tolerance: {{max_increase: 0.002}},
+         action: rollback}}
+      - {{name: new-privileged-tool, metric: novel_tool, where: {{privileged: true}},
+         action: rollback}}
+      - {{name: escalations, metric: action_rate, where: {{action: escalation}},
+         tolerance: {{max_relative_change: 0.25}}, action: rollback}}
+"""
+
+
+def _run(tmp: Path, scenario: Scenario, requests: int, horizon: float) -> list[dict[str, object]]:
+    events, policy, alerts = tmp / "events.jsonl", tmp / "policy.yaml", tmp / "alerts.jsonl"
+    policy.write_text(POLICY.format(horizon=horizon))
+    write_jsonl(events, scenario, requests)
+    ledger = replay(events, load_policy(policy), alerts_out=alerts, show_progress=False)
+    assert ledger.balanced() and ledger.dead_lettered == 0
+    return [json.loads(line) for line in alerts.read_text().splitlines()]
+
+
+def test_privileged_tool_the_baseline_never_used(tmp_path: Path) -> None:
+    """A candidate calling a privileged tool the baseline never called fires a rollback alert."""
+    scenario = replace(
+        Scenario.identical(seed=61, requests_per_second=100.0), novel_privileged_tool=True
+    )
+    alerts = _run(tmp_path, scenario, 30_000, horizon=600)
+    assert [a["check"] for a in alerts] == ["new-privileged-tool"]
+    alert = alerts[0]
+    assert alert["evidence"]["tool"] == "iam.grant_admin"
+    assert alert["action"] == "rollback" and alert["segment"] == {}
+    assert alert["evidence"]["statistic"] >= alert["evidence"]["threshold"]
+
+
+def test_false_negative_increase_confined_to_a_five_percent_segment(tmp_path: Path) -> None:
+    """Missed fraud up tenfold in lang=ga only (5% of traffic) alerts for that segment alone."""
+    scenario = replace(
+        Scenario.identical(seed=51, requests_per_second=100.0),
+        fn_segment_factor=10.0,
+        canary_share=0.5,
+    )
+    alerts = _run(tmp_path, scenario, 400_000, horizon=600)
+    fn = [a for a in alerts if a["check"] == "fn-proxy"]
+    assert [a["segment"] for a in fn] == [{"lang": "ga"}]
+    assert fn[0]["observed"] > fn[0]["reference"] + 0.002
+    assert not [a for a in alerts if a["check"] != "fn-proxy"]
+
+
+@pytest.mark.parametrize("factor", [1.0, 10.0])
+def test_false_negatives_whose_labels_arrive_days_late(tmp_path: Path, factor: float) -> None:
+    """Labels a day late on average: the increase is found after the horizon; none if identical."""
+    scenario = replace(
+        Scenario.identical(seed=52, requests_per_second=0.5),
+        fn_segment_factor=factor,
+        canary_share=0.5,
+        label_delay_days=1.0,
+    )
+    horizon = 5 * 86400.0
+    alerts = _run(tmp_path, scenario, 400_000 if factor > 1 else 200_000, horizon=horizon)
+    fn = [a for a in alerts if a["check"] == "fn-proxy"]
+    if factor == 1.0:
+        assert alerts == []
+        return
+    assert [a["segment"] for a in fn] == [{"lang": "ga"}]
+    fired = datetime.fromisoformat(str(fn[0]["event_time"]))
+    # Only negatives older than the horizon are judged: nothing can fire before it has passed.
+    assert (fired - scenario.start).total_seconds() >= horizon
