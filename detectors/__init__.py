@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from detectors.base import Detector
 from detectors.calibration import detector_arl0, lorden_threshold
+from detectors.distribution import DistributionShiftDetector
 from detectors.novel import NovelToolDetector
 from detectors.rate import RateShiftDetector
 
 __all__ = [
     "Detector",
+    "DistributionShiftDetector",
     "NovelToolDetector",
     "RateShiftDetector",
     "detector_arl0",

@@ -15,9 +15,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from detectors import NovelToolDetector, RateShiftDetector, detector_arl0, lorden_threshold
+import numpy as np
+from numpy.typing import NDArray
+
+from detectors import (
+    DistributionShiftDetector,
+    NovelToolDetector,
+    RateShiftDetector,
+    detector_arl0,
+    lorden_threshold,
+)
 from detectors.rate import DEFAULT_SHIFTS, Family
 from monitor.alerts import AlertRecord, alert_id
+from monitor.binning import Binner, latency_bin, score_bin
 from monitor.events import ActionEvent, InferenceEvent, OutcomeEvent
 from monitor.messages import Message
 from monitor.policy import Check, Metric, ModelPolicy
@@ -27,13 +37,15 @@ from monitor.router import Joined, SegmentFolder, Stream
 __all__ = ["EVALUATED", "CheckStatus", "Clock", "ModelMonitor", "segment_label"]
 
 #: Metrics evaluated by this version of the service; others report ``inconclusive``.
-EVALUATED = frozenset(
-    {Metric.DECISION_RATE, Metric.ACTION_RATE, Metric.FALSE_NEGATIVE_RATE, Metric.NOVEL_TOOL}
-)
+EVALUATED = frozenset(Metric)
+#: Metrics compared as binned distributions.
+_DISTRIBUTIONS = (Metric.SCORE_DISTRIBUTION, Metric.LATENCY, Metric.TOOL_DISTRIBUTION)
 #: Rate metrics counted in per-second buckets, released after the action window.
 _SHORT = (Metric.DECISION_RATE, Metric.ACTION_RATE)
 #: Labels per FN bucket width: the horizon is cut into this many buckets.
 _FN_BUCKETS = 64
+
+AnyDetector = RateShiftDetector | NovelToolDetector | DistributionShiftDetector
 
 #: Source of ``fired_at``: a callable, ``"event"`` (the crossing event's time, for a
 #: deterministic replay) or None (wall-clock UTC).
@@ -56,7 +68,7 @@ class CheckStatus:
     check: Check
     version: str
     stream: Stream
-    detector: RateShiftDetector | NovelToolDetector | None
+    detector: AnyDetector | None
     fired: bool = False
 
     @property
@@ -112,6 +124,15 @@ class ModelMonitor:
             len(self._fn), horizon, bucket_seconds=max(1.0, horizon / _FN_BUCKETS)
         )
         self._positive = frozenset(policy.positive_labels)
+        # One bucket set per distribution check, one column per bin. Scores and
+        # latencies are known at inference time; tool calls follow within the action window.
+        self._dist: list[tuple[Binner, RateBuckets]] = []
+        for c in checks:
+            if c.metric in _DISTRIBUTIONS:
+                binner = Binner(c)
+                tools = c.metric is Metric.TOOL_DISTRIBUTION
+                window = policy.action_window_seconds if tools else 0.0
+                self._dist.append((binner, RateBuckets(binner.n_bins, window)))
         self._watermark = float("-inf")
         self._candidates: set[str] = set()
         # The baseline's tools per novel_tool check (bounded by the detector's max_tools),
@@ -119,6 +140,7 @@ class ModelMonitor:
         self._novel_reference = {c.name: self._new_novel(c) for c in self._novel}
         self._by_check_stream: dict[tuple[str, Stream], list[CheckStatus]] = {}
         self._reference_totals: dict[tuple[str, Stream], tuple[float, float]] = {}
+        self._reference_hists: dict[tuple[str, Stream], NDArray[np.float64]] = {}
         self._touched: set[tuple[str, str, Stream]] = set()
         self._alerts: list[AlertRecord] = []
 
@@ -146,12 +168,26 @@ class ModelMonitor:
             self.buckets.add(event.version, streams, ts, 1.0, cols)
         if self._fn and negative:
             self.fn_buckets.add(event.version, streams, ts, 1.0)
+        for binner, buckets in self._dist:
+            metric = binner.check.metric
+            if metric is Metric.SCORE_DISTRIBUTION and event.score is not None:
+                buckets.add(
+                    event.version, streams, ts, 1.0, (score_bin(event.score, binner.n_bins),)
+                )
+            elif metric is Metric.LATENCY and event.latency_ms is not None:
+                buckets.add(event.version, streams, ts, 1.0, (latency_bin(event.latency_ms),))
         if ts > self._watermark:
             self._watermark = ts
-            for buckets, checks in ((self.buckets, self._short), (self.fn_buckets, self._fn)):
-                if checks and buckets.due(ts):
-                    self._evaluate(checks, buckets.release(ts), event.time, message)
+            self._release(ts, event.time, message)
         return Joined(event.model, event.version, streams, negative, ts)
+
+    def _release(self, ts: float, event_time: datetime, message: Message) -> None:
+        for buckets, checks in ((self.buckets, self._short), (self.fn_buckets, self._fn)):
+            if checks and buckets.due(ts):
+                self._evaluate(checks, buckets.release(ts), event_time, message)
+        for binner, buckets in self._dist:
+            if buckets.due(ts):
+                self._evaluate_distribution(binner.check, buckets.release(ts), event_time, message)
 
     def add_action(self, event: ActionEvent, joined: Joined | None, message: Message) -> bool:
         """Count an action for its inference; returns False when no watched version produced it.
@@ -172,6 +208,13 @@ class ModelMonitor:
             else:
                 self.buckets.add(event.version, ((),), event.time.timestamp(), 0.0, cols)
         if event.tool is not None:
+            for binner, buckets in self._dist:
+                if binner.tools is not None and _matches(event, binner.check.where):
+                    b = binner.tools(event.tool)
+                    if joined is not None and joined.version == event.version:
+                        buckets.add(event.version, joined.streams, joined.time, 1.0, (b,))
+                    else:
+                        buckets.add(event.version, ((),), event.time.timestamp(), 1.0, (b,))
             for check in self._novel:
                 # Every baseline call is evidence of what it uses; ``where`` picks the
                 # candidate calls to judge (e.g. privileged ones).
@@ -194,9 +237,17 @@ class ModelMonitor:
     def _new_novel(check: Check) -> NovelToolDetector:
         return NovelToolDetector(check.min_baseline_calls or 1000)
 
-    def _new_detector(self, check: Check) -> RateShiftDetector | NovelToolDetector:
+    def _new_detector(self, check: Check) -> AnyDetector:
         if check.metric is Metric.NOVEL_TOOL:
             return self._new_novel(check)
+        if check.metric in _DISTRIBUTIONS:
+            binner = Binner(check)
+            return DistributionShiftDetector(
+                binner.distance,
+                float(check.tolerance.max_distance or 1.0),
+                binner.n_bins,
+                self.detector_arl0,
+            )
         tol = check.tolerance
         family: Family = "poisson" if check.metric is Metric.ACTION_RATE else "bernoulli"
         return RateShiftDetector(
@@ -217,8 +268,12 @@ class ModelMonitor:
                 if isinstance(det, RateShiftDetector):
                     count, exposure = self._reference_totals.get((check.name, stream), (0.0, 0.0))
                     det.update_reference(count, exposure)
-                else:
+                elif isinstance(det, NovelToolDetector):
                     det = NovelToolDetector.from_state(self._novel_reference[check.name].state())
+                else:
+                    hist = self._reference_hists.get((check.name, stream))
+                    if hist is not None:
+                        det.update_reference_counts(hist)
             status = self.statuses[key] = CheckStatus(check, version, stream, det)
             self._by_check_stream.setdefault((check.name, stream), []).append(status)
             self._touched.add(key)
@@ -243,7 +298,7 @@ class ModelMonitor:
     def _after_update(
         self,
         status: CheckStatus,
-        det: RateShiftDetector | NovelToolDetector,
+        det: AnyDetector,
         event_time: datetime,
         message: Message,
     ) -> None:
@@ -284,6 +339,33 @@ class ModelMonitor:
                     det.update_many(counts[:, j], exposures)
                     self._after_update(status, det, event_time, message)
 
+    def _evaluate_distribution(
+        self,
+        check: Check,
+        released: dict[tuple[str, Stream], Released],
+        event_time: datetime,
+        message: Message,
+    ) -> None:
+        baseline = self.policy.baseline
+        for (version, stream), (_, counts) in released.items():
+            if version != baseline:
+                continue
+            hist = counts.sum(axis=0)
+            key = (check.name, stream)
+            total = self._reference_hists.get(key)
+            self._reference_hists[key] = hist if total is None else total + hist
+            for status in self._by_check_stream.get(key, ()):
+                if isinstance(status.detector, DistributionShiftDetector):
+                    status.detector.update_reference_counts(hist)
+        for (version, stream), (_, counts) in released.items():
+            if version == baseline:
+                continue
+            status = self._status(check, version, stream)
+            det = status.detector
+            if isinstance(det, DistributionShiftDetector):
+                det.update_counts(counts.sum(axis=0))
+                self._after_update(status, det, event_time, message)
+
     def end_batch(self) -> list[AlertRecord]:
         """Alerts raised while the batch was processed; also registers unevaluated checks."""
         for version, stream in {(s.version, s.stream) for s in self.statuses.values()}:
@@ -296,7 +378,7 @@ class ModelMonitor:
     def _alert(
         self,
         status: CheckStatus,
-        det: RateShiftDetector | NovelToolDetector,
+        det: AnyDetector,
         event_time: datetime,
         message: Message,
     ) -> AlertRecord:
@@ -315,7 +397,14 @@ class ModelMonitor:
         }
         observed: float | None
         reference: float | None
-        if isinstance(det, NovelToolDetector):
+        if isinstance(det, DistributionShiftDetector):
+            observed, reference = det.observed_distance, 0.0
+            evidence["distance"] = det.distance
+            evidence["events_seen"] = {
+                "baseline": det.reference_exposure,
+                "candidate": det.exposure,
+            }
+        elif isinstance(det, NovelToolDetector):
             observed, reference = 1.0, 0.0
             evidence["tool"] = det.novel_tool
             evidence["baseline_rate_upper_95"] = det.upper_rate

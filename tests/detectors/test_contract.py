@@ -9,13 +9,15 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from detectors import Detector, NovelToolDetector, RateShiftDetector
+from detectors import Detector, DistributionShiftDetector, NovelToolDetector, RateShiftDetector
 
 #: Every detector with a factory making a valid instance, a baseline feeder and candidate data.
 FACTORIES: dict[str, Callable[[], Detector]] = {
     "rate-bernoulli": lambda: RateShiftDetector("bernoulli", 8.0, max_relative_change=0.25),
     "rate-poisson": lambda: RateShiftDetector("poisson", 8.0, max_increase=0.01),
     "novel-tool": lambda: NovelToolDetector(min_reference=50),
+    "distribution-ks": lambda: DistributionShiftDetector("ks", 0.1, 20, 1e6),
+    "distribution-tv": lambda: DistributionShiftDetector("tv", 0.05, 8, 1e6),
 }
 
 
@@ -24,6 +26,9 @@ def _feed(det: Detector, seed: int) -> None:
     if isinstance(det, RateShiftDetector):
         det.update_reference(count=800, exposure=10_000)
         det.update_many(rng.random(3_000) < 0.16)
+    elif isinstance(det, DistributionShiftDetector):
+        det.update_reference(rng.integers(0, det.n_bins, 1_000))
+        det.update_many(rng.integers(0, det.n_bins // 2, 1_000))
     elif isinstance(det, NovelToolDetector):
         for tool in rng.choice(["a", "b", "c"], size=100):
             det.update_reference(str(tool))
@@ -56,7 +61,7 @@ def test_update_returns_none_and_results_are_read_only(name: str) -> None:
     """update() returns None; drift_detected and statistic cannot be assigned."""
     det = FACTORIES[name]()
     _feed(det, 0)
-    assert det.update(1 if isinstance(det, RateShiftDetector) else "a") is None
+    assert det.update("a" if isinstance(det, NovelToolDetector) else 1) is None
     assert isinstance(det.drift_detected, bool)
     assert isinstance(det.statistic, float)
     with pytest.raises(AttributeError):

@@ -91,3 +91,31 @@ def test_false_negatives_whose_labels_arrive_days_late(tmp_path: Path, factor: f
     fired = datetime.fromisoformat(str(fn[0]["event_time"]))
     # Only negatives older than the horizon are judged: nothing can fire before it has passed.
     assert (fired - scenario.start).total_seconds() >= horizon
+
+
+def _demo_policy_replay(tmp: Path, scenario: Scenario, requests: int) -> list[dict[str, object]]:
+    events, alerts = tmp / "events.jsonl", tmp / "alerts.jsonl"
+    write_jsonl(events, scenario, requests)
+    policy = load_policy(Path(__file__).resolve().parents[2] / "monitor/demo/policy.yaml")
+    replay(events, policy, alerts_out=alerts, show_progress=False)
+    return [json.loads(line) for line in alerts.read_text().splitlines()]
+
+
+def test_quantisation_like_score_shift(tmp_path: Path) -> None:
+    """Scores rounded to sixteenths and offset by 0.02 fire the score-drift check, nothing else."""
+    scenario = replace(Scenario.identical(seed=71, requests_per_second=100.0), score_shift=0.02)
+    alerts = _demo_policy_replay(tmp_path, scenario, 60_000)
+    assert {a["check"] for a in alerts} == {"score-drift"}
+    overall = [a for a in alerts if a["segment"] == {}]
+    assert len(overall) == 1
+    evidence = overall[0]["evidence"]
+    assert isinstance(evidence, dict) and evidence["distance"] == "ks"
+    assert evidence["statistic"] > evidence["threshold"] == 0.1
+
+
+def test_demo_degradations_leave_distribution_checks_quiet(tmp_path: Path) -> None:
+    """The demo's candidate trips escalations and lang=ga denials, not the score or tool checks."""
+    alerts = _demo_policy_replay(tmp_path, Scenario(seed=72, requests_per_second=300.0), 60_000)
+    checks = {str(a["check"]) for a in alerts}
+    assert "escalations" in checks
+    assert checks <= {"escalations", "deny-rate"}
