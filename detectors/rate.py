@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from detectors.base import Detector
+from detectors.calibration import Direction, llr_coefficients, rate_threshold
 
 __all__ = ["RateShiftDetector"]
 
@@ -46,8 +47,14 @@ class RateShiftDetector(Detector):
     ----------
     family
         ``"bernoulli"`` (a share of inferences) or ``"poisson"`` (events per inference).
-    threshold
-        CUSUM threshold ``h``; see :func:`detectors.calibration.lorden_threshold`.
+    h
+        CUSUM threshold, or None to calibrate it for ``arl0``: when the
+        baseline first has enough data, ``h`` is taken from
+        :func:`detectors.calibration.rate_threshold` at the tolerance boundary
+        (the worst in-control case), the larger of the two directions' values,
+        each direction getting half the false-alarm budget; then it is fixed.
+    arl0
+        Target in-control run length, in candidate observations (with ``threshold=None``).
     max_increase, max_decrease
         Absolute tolerances on the rate (either or both).
     max_relative_change
@@ -64,7 +71,7 @@ class RateShiftDetector(Detector):
     Examples
     --------
     >>> rng = np.random.default_rng(1)
-    >>> det = RateShiftDetector("bernoulli", threshold=12.0, max_relative_change=0.25)
+    >>> det = RateShiftDetector("bernoulli", arl0=1e6, max_relative_change=0.25)
     >>> det.update_reference(count=int((rng.random(50_000) < 0.08).sum()), exposure=50_000)
     >>> det.update_many(rng.random(20_000) < 0.04)   # escalations halved
     >>> det.drift_detected, det.alarm_index < 5_000
@@ -88,10 +95,12 @@ class RateShiftDetector(Detector):
         "cusum",
         "detected",
         "alarm_index",
+        "threshold",
     )
     param_keys: ClassVar[tuple[str, ...]] = (
         "family",
-        "threshold",
+        "h",
+        "arl0",
         "max_increase",
         "max_decrease",
         "max_relative_change",
@@ -104,8 +113,9 @@ class RateShiftDetector(Detector):
     def __init__(
         self,
         family: Family,
-        threshold: float,
+        h: float | None = None,
         *,
+        arl0: float | None = None,
         max_increase: float | None = None,
         max_decrease: float | None = None,
         max_relative_change: float | None = None,
@@ -116,8 +126,12 @@ class RateShiftDetector(Detector):
     ) -> None:
         if family not in ("bernoulli", "poisson"):
             raise ValueError(f"family must be 'bernoulli' or 'poisson', got {family!r}")
-        if not threshold > 0:
-            raise ValueError(f"threshold must be > 0, got {threshold}")
+        if h is None and arl0 is None:
+            raise ValueError("give a threshold h, or arl0 to calibrate one")
+        if h is not None and not h > 0:
+            raise ValueError(f"threshold h must be > 0, got {h}")
+        if arl0 is not None and not arl0 > 1:
+            raise ValueError(f"arl0 must be > 1, got {arl0}")
         if max_relative_change is not None and (
             max_increase is not None or max_decrease is not None
         ):
@@ -136,7 +150,8 @@ class RateShiftDetector(Detector):
         if min_reference < 0 or min_observations < 0 or z < 0:
             raise ValueError("min_reference, min_observations and z must be >= 0")
         self.family: Family = family
-        self.threshold = float(threshold)
+        self.h = float(h) if h is not None else None
+        self.arl0 = float(arl0) if arl0 is not None else None
         self.max_increase = max_increase
         self.max_decrease = max_decrease
         self.max_relative_change = max_relative_change
@@ -154,6 +169,7 @@ class RateShiftDetector(Detector):
         self._cusum = np.zeros(2 * len(self.shifts))
         self._detected = False
         self._alarm_index = -1
+        self._threshold = self.h if self.h is not None else math.nan
 
     # -- reference -----------------------------------------------------------------
     def update_reference(self, count: float, exposure: float) -> None:
@@ -193,7 +209,23 @@ class RateShiftDetector(Detector):
         """Whether both sides have enough data for ``ok`` to mean something."""
         return self._detected or (self.ready and self._tested >= self.min_observations)
 
-    def _coefficients(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def _calibrate(self, up: float | None, down: float | None) -> float:
+        """The threshold for ``arl0`` at the current boundaries (called once)."""
+        if self.arl0 is None:  # unreachable: __init__ requires h or arl0
+            raise ValueError("no threshold h and no arl0 to calibrate one")
+        sides: list[tuple[float, Direction]] = []
+        if up is not None:
+            sides.append((up, "increase"))
+        if down is not None:
+            sides.append((down, "decrease"))
+        # Two directions share the budget: each gets twice the run length.
+        budget = self.arl0 * len(sides)
+        values = [rate_threshold(self.family, r, budget, self.shifts, d) for r, d in sides]
+        return max(values) if values else math.log(self.arl0)
+
+    def _coefficients(
+        self,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], float | None, float | None]:
         """Per-CUSUM (a, b): log-likelihood ratio of (count, exposure) is count*a - exposure*b."""
         n = self._ref_exposure
         # Smoothed so that a baseline that never saw the event still gives a finite boundary.
@@ -207,24 +239,19 @@ class RateShiftDetector(Detector):
         else:
             up = hi + self.max_increase if self.max_increase is not None else None
             down = lo - self.max_decrease if self.max_decrease is not None else None
+        if up is not None and not up < (1.0 if self.family == "bernoulli" else math.inf):
+            up = None
+        if down is not None and not down > _EPS:
+            down = None
         k = len(self.shifts)
         a = np.zeros(2 * k)
         b = np.full(2 * k, np.inf)  # an arm with no valid boundary never accumulates
         for i, s in enumerate(self.shifts):
-            if up is not None and up < (1.0 if self.family == "bernoulli" else math.inf):
-                a[i], b[i] = self._llr(up, up * s)
-            if down is not None and down > _EPS:
-                a[k + i], b[k + i] = self._llr(down, down / s)
-        return a, b
-
-    def _llr(self, r0: float, r1: float) -> tuple[float, float]:
-        if self.family == "bernoulli":
-            r1 = min(r1, 1.0 - 1e-9)
-            return (
-                math.log(r1 * (1.0 - r0) / (r0 * (1.0 - r1))),
-                math.log((1.0 - r0) / (1.0 - r1)),
-            )
-        return math.log(r1 / r0), r1 - r0
+            if up is not None:
+                a[i], b[i] = llr_coefficients(self.family, up, up * s)
+            if down is not None:
+                a[k + i], b[k + i] = llr_coefficients(self.family, down, down / s)
+        return a, b, up, down
 
     # -- candidate -----------------------------------------------------------------
     def update(self, x: Any) -> None:
@@ -257,7 +284,9 @@ class RateShiftDetector(Detector):
         if self._detected or not self.ready:
             return
         self._tested += float(expo.sum())
-        a, b = self._coefficients()
+        a, b, up, down = self._coefficients()
+        if math.isnan(self._threshold):
+            self._threshold = self._calibrate(up, down)
         live = np.isfinite(b)
         with np.errstate(invalid="ignore"):
             z = np.where(live, counts[:, None] * a - expo[:, None] * np.where(live, b, 0.0), 0.0)
@@ -265,7 +294,7 @@ class RateShiftDetector(Detector):
         # S_n = C_n - min(-S_0, min_{k<=n} C_k) with C the running sum of z.
         c = np.cumsum(z, axis=0)
         s = c - np.minimum(np.minimum.accumulate(c, axis=0), -self._cusum)
-        over = np.flatnonzero((s > self.threshold).any(axis=1))
+        over = np.flatnonzero((s > self._threshold).any(axis=1))
         if over.size:
             self._detected = True
             self._alarm_index = start + int(over[0]) + 1
@@ -277,6 +306,11 @@ class RateShiftDetector(Detector):
     @property
     def drift_detected(self) -> bool:
         return self._detected
+
+    @property
+    def threshold(self) -> float:
+        """The threshold in force: ``h``, or the calibrated one (nan until calibrated)."""
+        return float(self._threshold)
 
     @property
     def statistic(self) -> float:

@@ -23,9 +23,8 @@ from detectors import (
     NovelToolDetector,
     RateShiftDetector,
     detector_arl0,
-    lorden_threshold,
 )
-from detectors.rate import DEFAULT_SHIFTS, Family
+from detectors.rate import Family
 from monitor.alerts import AlertRecord, alert_id
 from monitor.binning import Binner, latency_bin, score_bin
 from monitor.events import ActionEvent, InferenceEvent, OutcomeEvent
@@ -103,7 +102,6 @@ class ModelMonitor:
         versions = len(policy.candidates) if policy.candidates else 1
         self.n_detectors = len(policy.checks) * streams_cap * versions
         self.detector_arl0 = detector_arl0(policy.false_alarm.arl0, self.n_detectors)
-        self.threshold = lorden_threshold(self.detector_arl0, 2 * len(DEFAULT_SHIFTS))
         self.statuses: dict[tuple[str, str, Stream], CheckStatus] = {}
         checks = policy.checks
         self._short = [c for c in checks if c.metric in _SHORT]
@@ -252,7 +250,7 @@ class ModelMonitor:
         family: Family = "poisson" if check.metric is Metric.ACTION_RATE else "bernoulli"
         return RateShiftDetector(
             family,
-            self.threshold,
+            arl0=self.detector_arl0,
             max_increase=tol.max_increase,
             max_decrease=tol.max_decrease,
             max_relative_change=tol.max_relative_change,

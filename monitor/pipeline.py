@@ -100,7 +100,6 @@ class Pipeline:
                 baseline=monitor.policy.baseline,
                 checks=len(monitor.policy.checks),
                 detector_arl0=monitor.detector_arl0,
-                threshold=round(monitor.threshold, 3),
             )
 
     def process(self, batch: Sequence[Message]) -> BatchResult:

@@ -23,21 +23,21 @@ def _bernoulli(p0: float, p1: float, n: int, seed: int, **tol: float) -> RateShi
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"family": "normal", "threshold": 5.0, "max_increase": 0.1}, "family"),
-        ({"family": "bernoulli", "threshold": 0.0, "max_increase": 0.1}, "threshold"),
-        ({"family": "bernoulli", "threshold": 5.0}, "required"),
-        ({"family": "bernoulli", "threshold": 5.0, "max_increase": -1.0}, "max_increase"),
+        ({"family": "normal", "h": 5.0, "max_increase": 0.1}, "family"),
+        ({"family": "bernoulli", "h": 0.0, "max_increase": 0.1}, "threshold"),
+        ({"family": "bernoulli", "h": 5.0}, "required"),
+        ({"family": "bernoulli", "h": 5.0, "max_increase": -1.0}, "max_increase"),
         (
             {
                 "family": "bernoulli",
-                "threshold": 5.0,
+                "h": 5.0,
                 "max_relative_change": 0.2,
                 "max_increase": 0.1,
             },
             "not both",
         ),
         (
-            {"family": "bernoulli", "threshold": 5.0, "max_increase": 0.1, "shifts": (1.0,)},
+            {"family": "bernoulli", "h": 5.0, "max_increase": 0.1, "shifts": (1.0,)},
             "shifts",
         ),
     ],
