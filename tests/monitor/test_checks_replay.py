@@ -119,3 +119,34 @@ def test_demo_degradations_leave_distribution_checks_quiet(tmp_path: Path) -> No
     checks = {str(a["check"]) for a in alerts}
     assert "escalations" in checks
     assert checks <= {"escalations", "deny-rate"}
+
+
+LATENCY_POLICY = """
+version: 1
+models:
+  - name: fraud-scorer
+    owner: fraud-ml-oncall
+    baseline: v7-fp32
+    segments: [lang]
+    checks:
+      - {name: latency, metric: latency, tolerance: {max_distance: 0.05}, action: page}
+      - {name: tool-mix, metric: tool_distribution, tolerance: {max_distance: 0.05}, action: page}
+"""
+
+
+@pytest.mark.parametrize("factor", [1.0, 0.6])
+def test_latency_shift(tmp_path: Path, factor: float) -> None:
+    """A candidate 40% faster moves the latency distribution beyond 0.05 KS; an equal one not."""
+    events, policy, alerts = tmp_path / "e.jsonl", tmp_path / "p.yaml", tmp_path / "a.jsonl"
+    policy.write_text(LATENCY_POLICY)
+    scenario = replace(
+        Scenario.identical(seed=81, requests_per_second=100.0), latency_factor=factor
+    )
+    write_jsonl(events, scenario, 30_000)
+    replay(events, load_policy(policy), alerts_out=alerts, show_progress=False)
+    fired = [json.loads(line) for line in alerts.read_text().splitlines()]
+    if factor == 1.0:
+        assert fired == []
+    else:
+        assert {(a["check"], json.dumps(a["segment"])) for a in fired} >= {("latency", "{}")}
+        assert {a["check"] for a in fired} == {"latency"}
