@@ -41,6 +41,8 @@ EVALUATED = frozenset(Metric)
 _DISTRIBUTIONS = (Metric.SCORE_DISTRIBUTION, Metric.LATENCY, Metric.TOOL_DISTRIBUTION)
 #: Rate metrics counted in per-second buckets, released after the action window.
 _SHORT = (Metric.DECISION_RATE, Metric.ACTION_RATE)
+#: Candidate versions watched at once per model when the policy lists none.
+MAX_CANDIDATES = 8
 #: Labels per FN bucket width: the horizon is cut into this many buckets.
 _FN_BUCKETS = 64
 
@@ -99,7 +101,7 @@ class ModelMonitor:
         self.folder = SegmentFolder(policy.segments, cap=segment_cap)
         self._clock = clock
         streams_cap = 1 + len(policy.segments) * (segment_cap + 1)
-        versions = len(policy.candidates) if policy.candidates else 1
+        versions = len(policy.candidates) if policy.candidates else MAX_CANDIDATES
         self.n_detectors = len(policy.checks) * streams_cap * versions
         self.detector_arl0 = detector_arl0(policy.false_alarm.arl0, self.n_detectors)
         self.statuses: dict[tuple[str, str, Stream], CheckStatus] = {}
@@ -147,7 +149,13 @@ class ModelMonitor:
         """``"baseline"``, ``"candidate"`` or None for a version nobody watches."""
         if version == self.policy.baseline:
             return "baseline"
-        return "candidate" if self.policy.watches(version) else None
+        if not self.policy.watches(version):
+            return None
+        if version not in self._candidates and len(self._candidates) >= MAX_CANDIDATES:
+            # With `candidates` omitted every version is watched: cap them, so that a
+            # flood of version strings cannot multiply detectors and metric labels.
+            return None
+        return "candidate"
 
     def add_inference(self, event: InferenceEvent, message: Message) -> Joined | None:
         """Count an inference; returns what later events need to join to it, or None."""

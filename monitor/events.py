@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
@@ -52,6 +53,8 @@ _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]
 def _rfc3339_string(value: object) -> object:
     # Events are decoded with json.loads and validated in (strict) Python mode,
     # where pydantic would otherwise also take epoch numbers (even as strings).
+    if isinstance(value, datetime):
+        return value  # built in Python, not decoded: AwareDatetime still checks the offset
     if not isinstance(value, str):
         raise ValueError(f"expected an RFC 3339 string, got {type(value).__name__}")
     if not _RFC3339.fullmatch(value):
