@@ -132,9 +132,8 @@ def rate_threshold(
             if math.log(arl0 / c) < _H_SIM - 1.0:
                 # The law is asymptotic in h: below the simulated threshold, estimate C
                 # again nearer the threshold in use (cheap: the cost grows like exp(h_sim)).
-                c = _arl_constant(
-                    family, rate, shifts, direction, h_sim=max(round(math.log(arl0 / c)), 3.0)
-                )
+                near = max(round(4 * math.log(arl0 / c)) / 4, 1.0)
+                c = _arl_constant(family, rate, shifts, direction, h_sim=near)
             log_c += weight * math.log(c)
     # A 10% margin on the run length covers the Monte Carlo error of C (about 5%).
     h = math.log(1.1 * arl0) - log_c

@@ -17,7 +17,7 @@ __all__ = ["RateShiftDetector"]
 Family = Literal["bernoulli", "poisson"]
 
 #: Alternatives tried, as multiples of the tolerance boundary rate (up) or divisors (down).
-DEFAULT_SHIFTS: tuple[float, ...] = (1.25, 1.5, 2.0, 3.0)
+DEFAULT_SHIFTS: tuple[float, ...] = (1.2, 1.4, 1.7, 2.2, 3.0)
 _EPS = 1e-12
 
 
@@ -287,20 +287,20 @@ class RateShiftDetector(Detector):
         a, b, up, down = self._coefficients()
         if math.isnan(self._threshold):
             self._threshold = self._calibrate(up, down)
-        live = np.isfinite(b)
-        with np.errstate(invalid="ignore"):
-            z = np.where(live, counts[:, None] * a - expo[:, None] * np.where(live, b, 0.0), 0.0)
+        # Arms without a valid boundary (e.g. no decrease tolerance) never accumulate: skip them.
+        live = np.flatnonzero(np.isfinite(b))
+        if live.size == 0:
+            return
+        z = counts[:, None] * a[live] - expo[:, None] * b[live]
         # Lindley recursion S_n = max(0, S_{n-1} + z_n), vectorised as
         # S_n = C_n - min(-S_0, min_{k<=n} C_k) with C the running sum of z.
         c = np.cumsum(z, axis=0)
-        s = c - np.minimum(np.minimum.accumulate(c, axis=0), -self._cusum)
+        s = c - np.minimum(np.minimum.accumulate(c, axis=0), -self._cusum[live])
         over = np.flatnonzero((s > self._threshold).any(axis=1))
+        self._cusum[live] = s[over[0]] if over.size else s[-1]
         if over.size:
             self._detected = True
             self._alarm_index = start + int(over[0]) + 1
-            self._cusum = s[over[0]].copy()
-        else:
-            self._cusum = s[-1].copy()
 
     # -- read-only results ---------------------------------------------------------
     @property
