@@ -373,11 +373,7 @@ class ModelMonitor:
                 self._after_update(status, det, event_time, message)
 
     def end_batch(self) -> list[AlertRecord]:
-        """Alerts raised while the batch was processed; also registers unevaluated checks."""
-        for version, stream in {(s.version, s.stream) for s in self.statuses.values()}:
-            for check in self.policy.checks:
-                if check.metric not in EVALUATED:
-                    self._status(check, version, stream)
+        """Alerts raised while the batch was processed (each exactly once)."""
         alerts, self._alerts = self._alerts, []
         return alerts
 
