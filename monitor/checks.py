@@ -444,6 +444,14 @@ class ModelMonitor:
             evidence=evidence,
         )
 
+    def drain_late(self) -> int:
+        """Counts that came after their bucket was judged, in every bucket set, since last call."""
+        sets = [self.buckets, self.fn_buckets, *(buckets for _, buckets in self._dist)]
+        late = sum(b.late for b in sets)
+        for b in sets:
+            b.late = 0
+        return late
+
     def drain_touched(self) -> list[CheckStatus]:
         """Statuses changed since the last call (for once-per-batch metric updates)."""
         out = [self.statuses[k] for k in self._touched if k in self.statuses]

@@ -219,10 +219,9 @@ class Pipeline:
             if folded:
                 m.segments_folded.labels(monitor.policy.name).inc(folded)
                 monitor.folder.folded = 0
-            late = monitor.buckets.late
+            late = monitor.drain_late()
             if late:
                 m.late.labels(monitor.policy.name).inc(late)
-                monitor.buckets.late = 0
             for status in monitor.drain_touched():
                 labels = (
                     monitor.policy.name,

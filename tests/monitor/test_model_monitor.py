@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from monitor.checks import MAX_CANDIDATES, ModelMonitor
-from monitor.events import InferenceEvent
+from monitor.events import InferenceEvent, OutcomeEvent
 from monitor.messages import Message
 from monitor.policy import parse_policy
 
@@ -69,3 +69,43 @@ def test_checks_are_inconclusive_before_data() -> None:
     monitor.end_batch()
     states = {key[0]: status.state for key, status in monitor.statuses.items()}
     assert states == {"deny": "inconclusive", "drift": "inconclusive"}
+
+
+def test_late_labels_are_counted() -> None:
+    """A label arriving after its inference's bucket was judged is drained as late."""
+    policy = {
+        "version": 1,
+        "models": [
+            {
+                "name": "m",
+                "owner": "o",
+                "baseline": "v1",
+                "negative_decisions": ["allow"],
+                "positive_labels": ["fraud"],
+                "label_horizon_seconds": 10,
+                "checks": [
+                    {
+                        "name": "fn",
+                        "metric": "false_negative_rate",
+                        "tolerance": {"max_increase": 0.01},
+                    }
+                ],
+            }
+        ],
+    }
+    monitor = ModelMonitor(parse_policy(policy).models[0])
+    msg = Message(b"", "t", 0, 0)
+    first = monitor.add_inference(_inference(0, "v2"), msg)
+    later = _inference(1, "v2").model_copy(update={"time": datetime(2026, 1, 2, tzinfo=UTC)})
+    monitor.add_inference(later, msg)
+    assert first is not None and monitor.drain_late() == 0
+    outcome = OutcomeEvent(
+        kind="outcome",
+        id="o1",
+        time=datetime(2026, 1, 2, tzinfo=UTC),
+        request_id="r0",
+        label="fraud",
+    )
+    monitor.add_outcome(outcome, first, msg)
+    assert monitor.drain_late() == 1
+    assert monitor.drain_late() == 0
