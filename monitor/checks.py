@@ -33,10 +33,8 @@ from monitor.policy import Check, Metric, ModelPolicy
 from monitor.rate_buckets import RateBuckets, Released
 from monitor.router import Joined, SegmentFolder, Stream
 
-__all__ = ["EVALUATED", "CheckStatus", "Clock", "ModelMonitor", "segment_label"]
+__all__ = ["CheckStatus", "Clock", "ModelMonitor", "segment_label"]
 
-#: Metrics evaluated by this version of the service; others report ``inconclusive``.
-EVALUATED = frozenset(Metric)
 #: Metrics compared as binned distributions.
 _DISTRIBUTIONS = (Metric.SCORE_DISTRIBUTION, Metric.LATENCY, Metric.TOOL_DISTRIBUTION)
 #: Rate metrics counted in per-second buckets, released after the action window.
@@ -69,21 +67,19 @@ class CheckStatus:
     check: Check
     version: str
     stream: Stream
-    detector: AnyDetector | None
+    detector: AnyDetector
     fired: bool = False
 
     @property
     def state(self) -> str:
         det = self.detector
-        if det is None or not det.conclusive:
+        if not det.conclusive:
             return "inconclusive"
         return "breach" if det.drift_detected else "ok"
 
     @property
     def reason(self) -> str:
         det = self.detector
-        if det is None:
-            return f"metric {self.check.metric.value} is not evaluated by this version"
         if det.drift_detected:
             return "candidate outside tolerance"
         if not det.ready:
@@ -133,11 +129,14 @@ class ModelMonitor:
                 tools = c.metric is Metric.TOOL_DISTRIBUTION
                 window = policy.action_window_seconds if tools else 0.0
                 self._dist.append((binner, RateBuckets(binner.n_bins, window)))
+        self._binners = {binner.check.name: binner for binner, _ in self._dist}
         self._watermark = float("-inf")
         self._candidates: set[str] = set()
         # The baseline's tools per novel_tool check (bounded by the detector's max_tools),
         # copied into each candidate version's detector when it appears.
-        self._novel_reference = {c.name: self._new_novel(c) for c in self._novel}
+        self._novel_reference = {
+            c.name: NovelToolDetector(c.min_baseline_calls or 1000) for c in self._novel
+        }
         self._by_check_stream: dict[tuple[str, Stream], list[CheckStatus]] = {}
         self._reference_totals: dict[tuple[str, Stream], tuple[float, float]] = {}
         self._reference_hists: dict[tuple[str, Stream], NDArray[np.float64]] = {}
@@ -204,23 +203,17 @@ class ModelMonitor:
         role = self.role(event.version)
         if role is None:
             return False
+        if joined is not None and (joined.model, joined.version) == (event.model, event.version):
+            streams, at = joined.streams, joined.time
+        else:
+            streams, at = ((),), event.time.timestamp()
         cols = [j for j, where in self._action_cols if _matches(event, where)]
         if cols:
-            if joined is not None and (joined.model, joined.version) == (
-                event.model,
-                event.version,
-            ):
-                self.buckets.add(event.version, joined.streams, joined.time, 0.0, cols)
-            else:
-                self.buckets.add(event.version, ((),), event.time.timestamp(), 0.0, cols)
+            self.buckets.add(event.version, streams, at, 0.0, cols)
         if event.tool is not None:
             for binner, buckets in self._dist:
                 if binner.tools is not None and _matches(event, binner.check.where):
-                    b = binner.tools(event.tool)
-                    if joined is not None and joined.version == event.version:
-                        buckets.add(event.version, joined.streams, joined.time, 1.0, (b,))
-                    else:
-                        buckets.add(event.version, ((),), event.time.timestamp(), 1.0, (b,))
+                    buckets.add(event.version, streams, at, 1.0, (binner.tools(event.tool),))
             for check in self._novel:
                 # Every baseline call is evidence of what it uses; ``where`` picks the
                 # candidate calls to judge (e.g. privileged ones).
@@ -239,47 +232,39 @@ class ModelMonitor:
         return True
 
     # -- evaluation ------------------------------------------------------------------
-    @staticmethod
-    def _new_novel(check: Check) -> NovelToolDetector:
-        return NovelToolDetector(check.min_baseline_calls or 1000)
-
-    def _new_detector(self, check: Check) -> AnyDetector:
+    def _new_detector(self, check: Check, stream: Stream) -> AnyDetector:
+        """A candidate detector, primed with what the baseline has shown so far."""
         if check.metric is Metric.NOVEL_TOOL:
-            return self._new_novel(check)
+            return NovelToolDetector.from_state(self._novel_reference[check.name].state())
         if check.metric in _DISTRIBUTIONS:
-            binner = Binner(check)
-            return DistributionShiftDetector(
+            binner = self._binners[check.name]
+            det = DistributionShiftDetector(
                 binner.distance,
                 float(check.tolerance.max_distance or 1.0),
                 binner.n_bins,
                 self.detector_arl0,
             )
+            hist = self._reference_hists.get((check.name, stream))
+            if hist is not None:
+                det.update_reference_counts(hist)
+            return det
         tol = check.tolerance
         family: Family = "poisson" if check.metric is Metric.ACTION_RATE else "bernoulli"
-        return RateShiftDetector(
+        rate = RateShiftDetector(
             family,
             arl0=self.detector_arl0,
             max_increase=tol.max_increase,
             max_decrease=tol.max_decrease,
             max_relative_change=tol.max_relative_change,
         )
+        rate.update_reference(*self._reference_totals.get((check.name, stream), (0.0, 0.0)))
+        return rate
 
     def _status(self, check: Check, version: str, stream: Stream) -> CheckStatus:
         key = (check.name, version, stream)
         status = self.statuses.get(key)
         if status is None:
-            det = None
-            if check.metric in EVALUATED:
-                det = self._new_detector(check)
-                if isinstance(det, RateShiftDetector):
-                    count, exposure = self._reference_totals.get((check.name, stream), (0.0, 0.0))
-                    det.update_reference(count, exposure)
-                elif isinstance(det, NovelToolDetector):
-                    det = NovelToolDetector.from_state(self._novel_reference[check.name].state())
-                else:
-                    hist = self._reference_hists.get((check.name, stream))
-                    if hist is not None:
-                        det.update_reference_counts(hist)
+            det = self._new_detector(check, stream)
             status = self.statuses[key] = CheckStatus(check, version, stream, det)
             self._by_check_stream.setdefault((check.name, stream), []).append(status)
             self._touched.add(key)

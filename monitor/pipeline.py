@@ -230,9 +230,8 @@ class Pipeline:
                     segment_label(status.stream),
                 )
                 m.check_state.labels(*labels).set(CHECK_STATES[status.state])
-                if status.detector is not None:
-                    m.check_statistic.labels(*labels).set(status.detector.statistic)
-                    m.check_threshold.labels(*labels).set(status.detector.threshold)
+                m.check_statistic.labels(*labels).set(status.detector.statistic)
+                m.check_threshold.labels(*labels).set(status.detector.threshold)
         m.batch_seconds.observe(result.seconds)
         m.batch_size.observe(result.consumed)
 
