@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from detectors.base import Detector
-from detectors.calibration import Direction, llr_coefficients, rate_threshold
+from detectors.calibration import Direction, llr_coefficients, rate_thresholds
 
 __all__ = ["RateShiftDetector"]
 
@@ -30,8 +30,10 @@ class RateShiftDetector(Detector):
     ``r * (1 - max_relative_change)``) downwards. A shift that stays inside the
     tolerance therefore drifts every CUSUM down, and only a shift beyond it
     accumulates evidence. The post-change rate is unknown, so one CUSUM runs
-    per alternative in ``shifts`` and the statistic is their maximum
-    (a discretised generalised-likelihood-ratio CUSUM, Lorden 1971).
+    per alternative in ``shifts``, each with its own threshold chosen so that
+    every arm has the same in-control run length (a CUSUM multi-chart, Han et
+    al. 2007): with one common threshold, as in a discretised GLR CUSUM
+    (Lorden 1971), the large-shift arms would set it and slow the small ones.
 
     The baseline rate is estimated from the baseline's own stream
     (:meth:`update_reference`). Its sampling error is allowed for by testing
@@ -48,11 +50,11 @@ class RateShiftDetector(Detector):
     family
         ``"bernoulli"`` (a share of inferences) or ``"poisson"`` (events per inference).
     h
-        CUSUM threshold, or None to calibrate it for ``arl0``: when the
-        baseline first has enough data, ``h`` is taken from
-        :func:`detectors.calibration.rate_threshold` at the tolerance boundary
-        (the worst in-control case), the larger of the two directions' values,
-        each direction getting half the false-alarm budget; then it is fixed.
+        One CUSUM threshold for every arm, or None to calibrate per-arm
+        thresholds for ``arl0``: when the baseline first has enough data, they
+        are taken from :func:`detectors.calibration.rate_thresholds` at the
+        tolerance boundary (the worst in-control case), each direction getting
+        half the false-alarm budget; then they are fixed.
     arl0
         Target in-control run length, in candidate observations (with ``threshold=None``).
     max_increase, max_decrease
@@ -83,6 +85,8 @@ class RateShiftDetector(Detector):
     G. Lorden, "Procedures for reacting to a change in distribution",
     Ann. Math. Statist. 42(6), 1897-1908, 1971 (eq. 2.1, the CUSUM as a
     maximum of log-likelihood ratios; Theorem 2 for ARL0 >= exp(h)).
+    D. Han, F. Tsung, X. Hu and K. Wang, "CUSUM and EWMA multi-charts for
+    detecting a range of mean shifts", Statistica Sinica 17, 1139-1164, 2007.
     """
 
     state_keys: ClassVar[tuple[str, ...]] = (
@@ -95,7 +99,7 @@ class RateShiftDetector(Detector):
         "cusum",
         "detected",
         "alarm_index",
-        "threshold",
+        "thresholds",
     )
     param_keys: ClassVar[tuple[str, ...]] = (
         "family",
@@ -169,7 +173,8 @@ class RateShiftDetector(Detector):
         self._cusum = np.zeros(2 * len(self.shifts))
         self._detected = False
         self._alarm_index = -1
-        self._threshold = self.h if self.h is not None else math.nan
+        # Per-arm thresholds, nan until calibrated; inf for an arm without a boundary.
+        self._thresholds = np.full(2 * len(self.shifts), self.h if self.h is not None else np.nan)
 
     # -- reference -----------------------------------------------------------------
     def update_reference(self, count: float, exposure: float) -> None:
@@ -209,19 +214,25 @@ class RateShiftDetector(Detector):
         """Whether both sides have enough data for ``ok`` to mean something."""
         return self._detected or (self.ready and self._tested >= self.min_observations)
 
-    def _calibrate(self, up: float | None, down: float | None) -> float:
-        """The threshold for ``arl0`` at the current boundaries (called once)."""
+    def _calibrate(self, up: float | None, down: float | None) -> NDArray[np.float64]:
+        """Per-arm thresholds for ``arl0`` at the current boundaries (called once)."""
+        k = len(self.shifts)
+        out = np.full(2 * k, np.inf)
+        if self.h is not None:
+            out[:] = self.h
+            return out
         if self.arl0 is None:  # unreachable: __init__ requires h or arl0
             raise ValueError("no threshold h and no arl0 to calibrate one")
-        sides: list[tuple[float, Direction]] = []
+        sides: list[tuple[float, Direction, slice]] = []
         if up is not None:
-            sides.append((up, "increase"))
+            sides.append((up, "increase", slice(0, k)))
         if down is not None:
-            sides.append((down, "decrease"))
+            sides.append((down, "decrease", slice(k, 2 * k)))
         # Two directions share the budget: each gets twice the run length.
         budget = self.arl0 * len(sides)
-        values = [rate_threshold(self.family, r, budget, self.shifts, d) for r, d in sides]
-        return max(values) if values else math.log(self.arl0)
+        for rate, direction, arms in sides:
+            out[arms] = rate_thresholds(self.family, rate, budget, self.shifts, direction)
+        return out
 
     def _coefficients(
         self,
@@ -285,8 +296,8 @@ class RateShiftDetector(Detector):
             return
         self._tested += float(expo.sum())
         a, b, up, down = self._coefficients()
-        if math.isnan(self._threshold):
-            self._threshold = self._calibrate(up, down)
+        if np.isnan(self._thresholds).any():
+            self._thresholds = self._calibrate(up, down)
         # Arms without a valid boundary (e.g. no decrease tolerance) never accumulate: skip them.
         live = np.flatnonzero(np.isfinite(b))
         if live.size == 0:
@@ -296,7 +307,7 @@ class RateShiftDetector(Detector):
         # S_n = C_n - min(-S_0, min_{k<=n} C_k) with C the running sum of z.
         c = np.cumsum(z, axis=0)
         s = c - np.minimum(np.minimum.accumulate(c, axis=0), -self._cusum[live])
-        over = np.flatnonzero((s > self._threshold).any(axis=1))
+        over = np.flatnonzero((s > self._thresholds[live]).any(axis=1))
         self._cusum[live] = s[over[0]] if over.size else s[-1]
         if over.size:
             self._detected = True
@@ -309,12 +320,26 @@ class RateShiftDetector(Detector):
 
     @property
     def threshold(self) -> float:
-        """The threshold in force: ``h``, or the calibrated one (nan until calibrated)."""
-        return float(self._threshold)
+        """The lowest arm threshold (nan until calibrated), which ``statistic`` is compared with."""
+        finite = self._thresholds[np.isfinite(self._thresholds)]
+        return float(finite.min()) if finite.size else math.nan
+
+    @property
+    def thresholds(self) -> tuple[float, ...]:
+        """Each arm's threshold: increase arms first, then decrease arms (inf: no such arm)."""
+        return tuple(float(t) for t in self._thresholds)
 
     @property
     def statistic(self) -> float:
-        return float(self._cusum.max())
+        """The evidence in units of the lowest threshold: ``max_i (S_i - h_i) + min_i h_i``.
+
+        The alarm is raised when it exceeds :attr:`threshold`; before
+        calibration it is the largest CUSUM.
+        """
+        arms = np.isfinite(self._thresholds)
+        if not arms.any():
+            return float(self._cusum.max())
+        return float((self._cusum[arms] - self._thresholds[arms]).max()) + self.threshold
 
     @property
     def alarm_index(self) -> int:
