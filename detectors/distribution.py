@@ -278,6 +278,11 @@ class DistributionShiftDetector(Detector):
         return float(self._cand.sum())
 
     @property
+    def reference_counts(self) -> NDArray[np.int64]:
+        """The baseline's histogram so far (a copy)."""
+        return self._ref.copy()
+
+    @property
     def reference_exposure(self) -> float:
         return float(self._ref.sum())
 

@@ -205,6 +205,12 @@ class RateShiftDetector(Detector):
         return self._count / self._exposure if self._exposure else math.nan
 
     @property
+    def boundaries(self) -> tuple[float | None, float | None]:
+        """The tolerance boundaries tested now, (upper, lower); None where there is none."""
+        _, _, up, down = self._coefficients()
+        return up, down
+
+    @property
     def ready(self) -> bool:
         """Whether the baseline has enough data for the test to run."""
         return self._ref_exposure >= self.min_reference and self._ref_exposure > 0

@@ -12,11 +12,22 @@ from pydantic import BaseModel, ConfigDict
 
 from monitor.jsonl import JsonlWriter
 
-__all__ = ["AlertRecord", "AlertSink", "JsonlAlertSink", "LogAlertSink", "alert_id"]
+__all__ = ["RUNBOOK_URL", "AlertRecord", "AlertSink", "JsonlAlertSink", "LogAlertSink", "alert_id"]
+
+#: Where an alert links when its policy names no runbook of its own.
+RUNBOOK_URL = (
+    "https://github.com/shiftwatch/shiftwatch/blob/main/docs/runbook.md#shiftwatch-alert-record"
+)
 
 
 class AlertRecord(BaseModel):
-    """One breach of one check, in one segment of one candidate version."""
+    """One breach of one check, in one segment of one candidate version.
+
+    A breach is first sent ``firing``, then once more ``resolved`` (same
+    ``alert_id``, ``resolved_at`` set) when the candidate's data show the check
+    back inside its tolerance. ``rollback_to`` is the baseline version to go
+    back to.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -38,15 +49,32 @@ class AlertRecord(BaseModel):
     owner: str
     controls: list[str]
     evidence: dict[str, Any]
+    rollback_to: str = ""
+    runbook_url: str = RUNBOOK_URL
+    resolved_at: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Unique per delivery: the breach and its status (a firing and a resolved record)."""
+        return f"{self.alert_id}:{self.status}"
 
 
-def alert_id(model: str, version: str, check: str, segment: dict[str, str]) -> str:
-    """Stable id of a breach: the same (model, version, check, segment) gives the same id.
+def alert_id(
+    model: str, version: str, check: str, segment: dict[str, str], episode: int = 0
+) -> str:
+    """Stable id of a breach: the same (model, version, check, segment, episode), the same id.
+
+    ``episode`` counts the earlier breaches of the same check that resolved.
 
     >>> alert_id("m", "v2", "escalations", {}) == alert_id("m", "v2", "escalations", {})
     True
+    >>> alert_id("m", "v2", "escalations", {}) == alert_id("m", "v2", "escalations", {}, 1)
+    False
     """
-    key = json.dumps([model, version, check, sorted(segment.items())], separators=(",", ":"))
+    parts: list[object] = [model, version, check, sorted(segment.items())]
+    if episode:
+        parts.append(episode)
+    key = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 

@@ -4,8 +4,12 @@ Counts go into per-second buckets (:mod:`monitor.rate_buckets`); when the
 model's event time passes a bucket's end plus the action window, the bucket
 is released: first into the baseline's reference, then into each candidate
 detector, with vectorised arithmetic. A detector that newly crosses its
-threshold yields one :class:`~monitor.alerts.AlertRecord`, stamped with the
-event whose processing released the bucket.
+threshold yields one *firing* :class:`~monitor.alerts.AlertRecord`, stamped
+with the event whose processing released the bucket. From then on the
+candidate's data also go to a recovery test (:mod:`monitor.recovery`); when it
+shows the check back inside its tolerance, a *resolved* record with the same
+``alert_id`` follows and a fresh detector (the next episode, with its own id)
+takes over.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ from detectors import (
     RateShiftDetector,
     detector_arl0,
 )
+from detectors.distribution import distance
 from detectors.rate import Family
-from monitor.alerts import AlertRecord, alert_id
+from monitor.alerts import RUNBOOK_URL, AlertRecord, alert_id
 from monitor.binning import Binner, latency_bin, score_bin
 from monitor.events import ActionEvent, InferenceEvent, OutcomeEvent
 from monitor.messages import Message
 from monitor.policy import Check, Metric, ModelPolicy
 from monitor.rate_buckets import RateBuckets, Released
+from monitor.recovery import DistributionRecovery, RateRecovery
 from monitor.router import Joined, SegmentFolder, Stream
 
 __all__ = ["CheckStatus", "Clock", "ModelMonitor", "segment_label"]
@@ -68,14 +74,22 @@ class CheckStatus:
     version: str
     stream: Stream
     detector: AnyDetector
-    fired: bool = False
+    #: The firing alert of the current episode (None: not firing).
+    firing: AlertRecord | None = None
+    #: Breaches so far that resolved: the episode number of the next alert.
+    episode: int = 0
+    recovery: RateRecovery | DistributionRecovery | None = None
+
+    @property
+    def fired(self) -> bool:
+        return self.firing is not None
 
     @property
     def state(self) -> str:
         det = self.detector
-        if not det.conclusive:
-            return "inconclusive"
-        return "breach" if det.drift_detected else "ok"
+        if self.firing is not None or det.drift_detected:
+            return "breach"
+        return "ok" if det.conclusive else "inconclusive"
 
     @property
     def reason(self) -> str:
@@ -142,6 +156,11 @@ class ModelMonitor:
         self._reference_hists: dict[tuple[str, Stream], NDArray[np.float64]] = {}
         self._touched: set[tuple[str, str, Stream]] = set()
         self._alerts: list[AlertRecord] = []
+
+    @property
+    def candidates(self) -> set[str]:
+        """Candidate versions seen so far, plus those the policy lists."""
+        return self._candidates | set(self.policy.candidates or ())
 
     # -- routing ---------------------------------------------------------------------
     def role(self, version: str) -> str | None:
@@ -294,9 +313,53 @@ class ModelMonitor:
         message: Message,
     ) -> None:
         self._touched.add((status.check.name, status.version, status.stream))
-        if det.drift_detected and not status.fired:
-            status.fired = True
-            self._alerts.append(self._alert(status, det, event_time, message))
+        if status.firing is None:
+            if det.drift_detected:
+                status.firing = self._alert(status, det, event_time, message)
+                self._alerts.append(status.firing)
+                if isinstance(det, RateShiftDetector):
+                    status.recovery = RateRecovery()
+                elif isinstance(det, DistributionShiftDetector):
+                    status.recovery = DistributionRecovery(det.n_bins)
+        elif status.recovery is not None and status.recovery.cleared(det):
+            self._alerts.append(self._resolve(status, event_time))
+
+    def _resolve(self, status: CheckStatus, event_time: datetime) -> AlertRecord:
+        """The resolved record of the firing alert; a fresh detector starts the next episode."""
+        firing = status.firing
+        assert firing is not None  # only called while firing
+        det = status.detector
+        evidence = dict(firing.evidence)
+        recovery = status.recovery
+        if isinstance(recovery, RateRecovery):
+            evidence["since_breach"] = {"count": recovery.count, "exposure": recovery.exposure}
+            observed = recovery.count / recovery.exposure if recovery.exposure else None
+        elif isinstance(recovery, DistributionRecovery) and isinstance(
+            det, DistributionShiftDetector
+        ):
+            evidence["since_breach"] = {"exposure": float(recovery.hist.sum())}
+            observed = distance(det.distance, recovery.hist, det.reference_counts.astype(float))
+        else:
+            observed = firing.observed
+        resolved = firing.model_copy(
+            update={
+                "status": "resolved",
+                "observed": observed,
+                "resolved_at": self._now(event_time).isoformat(),
+                "evidence": evidence,
+            }
+        )
+        status.firing, status.recovery = None, None
+        status.episode += 1
+        status.detector = self._new_detector(status.check, status.stream)
+        return resolved
+
+    def _now(self, event_time: datetime) -> datetime:
+        if self._clock == "event":
+            return event_time
+        if self._clock is None:
+            return datetime.now(UTC)
+        return self._clock()
 
     def _evaluate(
         self,
@@ -328,6 +391,8 @@ class ModelMonitor:
                 det = status.detector
                 if isinstance(det, RateShiftDetector):
                     det.update_many(counts[:, j], exposures)
+                    if isinstance(status.recovery, RateRecovery):
+                        status.recovery.add(counts[:, j], exposures, det)
                     self._after_update(status, det, event_time, message)
 
     def _evaluate_distribution(
@@ -354,7 +419,10 @@ class ModelMonitor:
             status = self._status(check, version, stream)
             det = status.detector
             if isinstance(det, DistributionShiftDetector):
-                det.update_counts(counts.sum(axis=0))
+                hist = counts.sum(axis=0)
+                det.update_counts(hist)
+                if isinstance(status.recovery, DistributionRecovery):
+                    status.recovery.add(hist, det)
                 self._after_update(status, det, event_time, message)
 
     def end_batch(self) -> list[AlertRecord]:
@@ -371,12 +439,7 @@ class ModelMonitor:
     ) -> AlertRecord:
         check, policy = status.check, self.policy
         segment = dict([status.stream]) if status.stream else {}
-        if self._clock == "event":
-            now = event_time
-        elif self._clock is None:
-            now = datetime.now(UTC)
-        else:
-            now = self._clock()
+        now = self._now(event_time)
         evidence: dict[str, object] = {
             "detector": type(det).__name__,
             "statistic": det.statistic,
@@ -409,7 +472,7 @@ class ModelMonitor:
             "offset": message.offset,
         }
         return AlertRecord(
-            alert_id=alert_id(policy.name, status.version, check.name, segment),
+            alert_id=alert_id(policy.name, status.version, check.name, segment, status.episode),
             status="firing",
             check=check.name,
             metric=check.metric.value,
@@ -427,6 +490,8 @@ class ModelMonitor:
             owner=policy.owner,
             controls=list(policy.controls),
             evidence=evidence,
+            rollback_to=policy.baseline,
+            runbook_url=policy.runbook_url or RUNBOOK_URL,
         )
 
     def drain_late(self) -> int:

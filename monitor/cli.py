@@ -24,9 +24,20 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--topics", help="event topics, comma-separated")
     p.add_argument("--group-id", help="consumer group")
     p.add_argument("--dead-letter-topic", help="topic for rejected messages")
-    p.add_argument("--http-host", help="address for /metrics, /livez, /readyz")
-    p.add_argument("--http-port", type=int, help="port for /metrics, /livez, /readyz")
+    p.add_argument("--http-host", help="address for /metrics, /livez, /readyz, /verdict")
+    p.add_argument("--http-port", type=int, help="port for /metrics, /livez, /readyz, /verdict")
     p.add_argument("--alerts-out", help="also append alert records to this JSONL file")
+    p.add_argument(
+        "--alertmanager-url",
+        action="append",
+        help="deliver alerts to this Alertmanager (repeat for each replica)",
+    )
+    p.add_argument(
+        "--webhook-url",
+        help="POST signed alert records here (secret: SHIFTWATCH_ALERTING__WEBHOOK_SECRET)",
+    )
+    p.add_argument("--alert-topic", help="produce alert records to this Kafka topic")
+    p.add_argument("--outbox", help="SQLite file of the durable alert outbox")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", choices=["auto", "json", "console"])
 
@@ -44,11 +55,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "group_id": args.group_id,
         "dead_letter_topic": args.dead_letter_topic,
     }
+    alerting = {
+        "alertmanager_urls": args.alertmanager_url,
+        "webhook_url": args.webhook_url,
+        "kafka_topic": args.alert_topic,
+        "outbox_path": args.outbox,
+    }
     try:
         settings = load_settings(
             args.config,
             policy=args.policy,
             kafka={k: v for k, v in kafka.items() if v is not None} or None,
+            alerting={k: v for k, v in alerting.items() if v is not None} or None,
             http_host=args.http_host,
             http_port=args.http_port,
             alerts_out=args.alerts_out,
@@ -159,8 +177,14 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--metrics-port",
         type=int,
         default=0,
-        help="port for /metrics, /livez, /readyz (default: a free port)",
+        help="port for /metrics, /livez, /readyz, /verdict (default: a free port)",
     )
+    p.add_argument(
+        "--alertmanager-url",
+        action="append",
+        help="also deliver the demo's alerts to this Alertmanager (repeatable)",
+    )
+    p.add_argument("--outbox", help="SQLite file of the alert outbox (default: a temporary one)")
     p.add_argument(
         "--rate", type=float, default=1500.0, help="simulated requests per second (default 1500)"
     )
@@ -176,7 +200,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     configure_logging("warning")
     return run_demo(
-        duration=args.duration, metrics_port=args.metrics_port, rate=args.rate, seed=args.seed
+        duration=args.duration,
+        metrics_port=args.metrics_port,
+        rate=args.rate,
+        seed=args.seed,
+        alertmanager_urls=args.alertmanager_url or [],
+        outbox=args.outbox,
     )
 
 

@@ -15,7 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import YamlConfigSettingsSource as _YamlSource
 
-__all__ = ["ConfigError", "KafkaSettings", "LimitsSettings", "Settings", "load_settings"]
+__all__ = [
+    "AlertingSettings",
+    "ConfigError",
+    "KafkaSettings",
+    "LimitsSettings",
+    "Settings",
+    "load_settings",
+]
 
 ENV_PREFIX = "SHIFTWATCH_"
 
@@ -121,6 +128,50 @@ class LimitsSettings(BaseModel):
     max_future_seconds: float = Field(default=300.0, gt=0)
 
 
+class AlertingSettings(BaseModel):
+    """Where alerts are delivered, through the durable outbox."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outbox_path: Path = Field(
+        default=Path("shiftwatch-outbox.sqlite3"),
+        description="SQLite file of the outbox; on a persistent volume, so a restart loses nothing",
+    )
+    alertmanager_urls: list[str] = Field(
+        default_factory=list, description="Alertmanager base URLs (every replica of an HA set)"
+    )
+    alertmanager_resend_seconds: float = Field(default=60.0, gt=0)
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_secret_file: Path | None = None
+    kafka_topic: str | None = Field(default=None, min_length=1)
+    max_backoff_seconds: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _secret_for_webhook(self) -> AlertingSettings:
+        for url in [*self.alertmanager_urls, *([self.webhook_url] if self.webhook_url else [])]:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        if self.webhook_url and self.webhook_secret is None and self.webhook_secret_file is None:
+            raise ValueError(
+                "webhook_url needs a signing secret: set "
+                f"{ENV_PREFIX}ALERTING__WEBHOOK_SECRET or alerting.webhook_secret_file"
+            )
+        if self.webhook_secret_file is not None and not self.webhook_secret_file.is_file():
+            raise ValueError(
+                f"webhook_secret_file {self.webhook_secret_file} is not a readable file"
+            )
+        return self
+
+    def secret(self) -> bytes:
+        """The webhook's signing secret (from the environment or the file)."""
+        if self.webhook_secret_file is not None:
+            return self.webhook_secret_file.read_text(encoding="utf-8").strip().encode()
+        if self.webhook_secret is not None:
+            return self.webhook_secret.get_secret_value().encode()
+        return b""
+
+
 class Settings(BaseSettings):
     """Everything ``shiftwatch run`` needs."""
 
@@ -134,6 +185,7 @@ class Settings(BaseSettings):
     policy: Path = Field(description="the policy YAML file")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=9464, ge=0, le=65535)
     alerts_out: Path | None = None

@@ -1,4 +1,19 @@
-"""The service's own small HTTP app: ``/metrics``, ``/livez`` and ``/readyz``, nothing else.
+"""The service's own small HTTP app: metrics, probes, and the verdict for rollout controllers.
+
+- ``GET /metrics``, ``/livez``, ``/readyz``.
+- ``GET /verdict?model=M&version=V``: the JSON verdict of :mod:`monitor.verdict`
+  (``pass``/``fail``/``inconclusive`` with the reasons), always HTTP 200 when
+  the version is known, for Argo Rollouts' web provider: ``jsonPath:
+  "{$.verdict}"``, ``successCondition: result == "pass"``,
+  ``failureCondition: result == "fail"``; neither holds while inconclusive,
+  so the measurement is Inconclusive and the rollout pauses instead of
+  rolling back. An unknown model or version is 404 (an Error measurement).
+- ``POST /flagger/rollback`` and ``POST /flagger/promote``: Flagger webhooks,
+  given ``metadata: {model, version}``. Flagger rolls back when a ``rollback``
+  hook answers 2xx, so ``/flagger/rollback`` answers 200 only on ``fail``;
+  it holds promotion until a ``confirm-promotion`` hook answers 2xx, so
+  ``/flagger/promote`` answers 200 only on ``pass``. Otherwise 412, with the
+  verdict as the body, which Flagger shows in its events.
 
 prometheus-client's ``start_http_server`` answers every path with metrics;
 this server answers only the documented endpoints and 404 elsewhere.
@@ -10,9 +25,13 @@ import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+
+from monitor.verdict import VerdictBoard
 
 __all__ = ["HttpServer"]
 
@@ -36,14 +55,37 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _json(self, status: int, payload: dict[str, object]) -> None:
+    def _json(self, status: int, payload: dict[str, Any]) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json")
 
+    def _verdict(self, model: str | None, version: str | None) -> dict[str, Any] | None:
+        """The verdict, or None after answering 400/404 (no board, missing or unknown names)."""
+        board = self.server.verdicts
+        if board is None:
+            self._json(404, {"error": "this server has no verdicts"})
+            return None
+        if not model or not version:
+            self._json(400, {"error": "give both model and version, e.g. ?model=M&version=V"})
+            return None
+        verdict = board.get(model, version)
+        if verdict is None:
+            known = [f"{m}@{v}" for m, v in board.known()]
+            error = f"no candidate {version!r} of model {model!r} is watched"
+            self._json(404, {"error": error, "known": known})
+        return verdict
+
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         if path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             self._send(200, encoder(self.server.registry), content_type)
+        elif path == "/verdict":
+            params = parse_qs(query)
+            verdict = self._verdict(
+                params.get("model", [None])[0], params.get("version", [None])[0]
+            )
+            if verdict is not None:
+                self._json(200, verdict)
         elif path == "/livez":
             self._json(200, {"status": "ok"})
         elif path == "/readyz":
@@ -60,26 +102,60 @@ class _Handler(BaseHTTPRequestHandler):
                 404,
                 {
                     "error": f"no such endpoint {path!r}",
-                    "endpoints": ["/metrics", "/livez", "/readyz"],
+                    "endpoints": [
+                        "/metrics",
+                        "/livez",
+                        "/readyz",
+                        "/verdict",
+                        "/flagger/rollback",
+                        "/flagger/promote",
+                    ],
                 },
             )
 
     do_HEAD = do_GET
 
-    def _not_allowed(self) -> None:
-        self._json(405, {"error": f"method {self.command} not allowed"})
+    def do_POST(self) -> None:
+        path = self.path.partition("?")[0]
+        wanted = {"/flagger/rollback": "fail", "/flagger/promote": "pass"}.get(path)
+        if wanted is None:
+            self._not_allowed()
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > 1 << 20:
+            self._json(413, {"error": "webhook payload larger than 1 MiB"})
+            return
+        try:
+            payload = json.loads(self.rfile.read(length) or b"{}")
+            metadata = payload.get("metadata") or {}
+            model, version = metadata.get("model"), metadata.get("version")
+        except (ValueError, AttributeError):
+            self._json(400, {"error": "expected Flagger's JSON webhook payload"})
+            return
+        verdict = self._verdict(model, version)
+        if verdict is None:
+            return
+        self._json(200 if verdict["verdict"] == wanted else 412, verdict)
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed
+    def _not_allowed(self) -> None:
+        self._json(405, {"error": f"method {self.command} not allowed on {self.path}"})
+
+    do_PUT = do_DELETE = do_PATCH = _not_allowed
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, address: tuple[str, int], registry: CollectorRegistry, readiness: Readiness
+        self,
+        address: tuple[str, int],
+        registry: CollectorRegistry,
+        readiness: Readiness,
+        verdicts: VerdictBoard | None,
     ) -> None:
         self.registry = registry
         self.readiness = readiness
+        self.verdicts = verdicts
         super().__init__(address, _Handler)
 
 
@@ -92,8 +168,9 @@ class HttpServer:
         readiness: Readiness,
         host: str = "127.0.0.1",
         port: int = 0,
+        verdicts: VerdictBoard | None = None,
     ) -> None:
-        self._server = _Server((host, port), registry, readiness)
+        self._server = _Server((host, port), registry, readiness, verdicts)
         self.host = host
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(

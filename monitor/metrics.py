@@ -98,6 +98,42 @@ class Metrics:
             ["model", "version", "check", "segment"],
             registry=r,
         )
+        self.check_observed = Gauge(
+            "shiftwatch_check_observed",
+            "The candidate's observed value of the check's metric (rate, distance).",
+            ["model", "version", "check", "segment"],
+            registry=r,
+        )
+        self.check_reference = Gauge(
+            "shiftwatch_check_reference",
+            "The baseline's reference value of the check's metric.",
+            ["model", "version", "check", "segment"],
+            registry=r,
+        )
+        self.check_info = Gauge(
+            "shiftwatch_check_info",
+            "1 per configured check: its metric, action and severity (join on it).",
+            ["model", "version", "check", "metric", "action", "severity"],
+            registry=r,
+        )
+        self.rollback_required = Gauge(
+            "shiftwatch_rollback_required",
+            "1 while a check whose action is rollback is breached for this candidate version.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.alert_deliveries = Counter(
+            "shiftwatch_alert_deliveries_total",
+            "Alert deliveries attempted from the outbox, by sink and result (ok, error).",
+            ["sink", "result"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "shiftwatch_outbox_pending",
+            "Alert records in the outbox not yet acknowledged by the sink.",
+            ["sink"],
+            registry=r,
+        )
         self.alerts = Counter(
             "shiftwatch_alerts_total",
             "Alerts raised, by model, check action and status.",

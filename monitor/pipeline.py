@@ -21,6 +21,7 @@ from monitor.messages import DeadLetterSink, Message
 from monitor.metrics import CHECK_STATES, Metrics
 from monitor.policy import Policy
 from monitor.router import Deduper, JoinTable
+from monitor.verdict import VerdictBoard, observed_reference
 
 __all__ = ["BatchResult", "Ledger", "Pipeline", "PipelineLimits"]
 
@@ -93,7 +94,10 @@ class Pipeline:
         self.dedupe = Deduper(limits.dedupe_window)
         self.joins = JoinTable(limits.join_capacity, limits.join_ttl_seconds)
         self.ledger = Ledger()
+        self.verdicts = VerdictBoard()
+        self._versions_seen: set[tuple[str, str]] = set()
         for monitor in self.monitors.values():
+            self._declare(monitor, monitor.candidates)
             log.info(
                 "model watched",
                 model=monitor.policy.name,
@@ -222,18 +226,62 @@ class Pipeline:
             late = monitor.drain_late()
             if late:
                 m.late.labels(monitor.policy.name).inc(late)
-            for status in monitor.drain_touched():
+            touched = monitor.drain_touched()
+            versions = {status.version for status in touched}
+            self._declare(monitor, versions)
+            for status in touched:
                 labels = (
                     monitor.policy.name,
                     status.version,
                     status.check.name,
                     segment_label(status.stream),
                 )
+                observed, reference = observed_reference(status)
                 m.check_state.labels(*labels).set(CHECK_STATES[status.state])
                 m.check_statistic.labels(*labels).set(status.detector.statistic)
                 m.check_threshold.labels(*labels).set(status.detector.threshold)
+                m.check_observed.labels(*labels).set(observed)
+                m.check_reference.labels(*labels).set(reference)
+            if versions:
+                self.verdicts.publish(monitor, versions)
+                for version in versions:
+                    failing = self.verdicts.get(monitor.policy.name, version)
+                    fail = failing is not None and failing["verdict"] == "fail"
+                    m.rollback_required.labels(monitor.policy.name, version).set(int(fail))
         m.batch_seconds.observe(result.seconds)
         m.batch_size.observe(result.consumed)
+
+    def _declare(self, monitor: ModelMonitor, versions: set[str]) -> None:
+        """Create every label child of a candidate version up front, so the first scrape has it.
+
+        Until data arrive each check is inconclusive on the overall stream and
+        ``shiftwatch_rollback_required`` is 0; the verdict is inconclusive.
+        """
+        m, policy = self.metrics, monitor.policy
+        new = {v for v in versions if (policy.name, v) not in self._versions_seen}
+        for version in sorted(new):
+            self._versions_seen.add((policy.name, version))
+            m.rollback_required.labels(policy.name, version).set(0)
+            for check in policy.checks:
+                m.check_info.labels(
+                    policy.name,
+                    version,
+                    check.name,
+                    check.metric.value,
+                    check.action,
+                    check.resolved_severity,
+                ).set(1)
+                labels = (policy.name, version, check.name, "")
+                m.check_state.labels(*labels).set(CHECK_STATES["inconclusive"])
+                for gauge in (
+                    m.check_statistic,
+                    m.check_threshold,
+                    m.check_observed,
+                    m.check_reference,
+                ):
+                    gauge.labels(*labels).set(float("nan"))
+        if new:
+            self.verdicts.publish(monitor, new)
 
     def close(self) -> None:
         """Flush and close every sink."""

@@ -9,14 +9,16 @@ import structlog
 
 from monitor.alerts import AlertSink, JsonlAlertSink, LogAlertSink
 from monitor.config import Settings
+from monitor.deliveries import AlertmanagerDelivery, Delivery, KafkaDelivery, WebhookDelivery
 from monitor.http import HttpServer
 from monitor.metrics import Metrics
+from monitor.outbox import Outbox
 from monitor.pipeline import BatchResult, Pipeline, PipelineLimits
 from monitor.policy import Policy
 from monitor.service import Service
 from monitor.sources.kafka import KafkaDeadLetterSink, KafkaSource
 
-__all__ = ["build_service", "limits_from", "serve"]
+__all__ = ["build_outbox", "build_service", "limits_from", "serve"]
 
 log = structlog.get_logger("shiftwatch.run")
 
@@ -30,6 +32,25 @@ def limits_from(settings: Settings) -> PipelineLimits:
         segment_cap=lim.segment_cap,
         max_future_seconds=lim.max_future_seconds,
     )
+
+
+def build_outbox(settings: Settings, metrics: Metrics) -> Outbox | None:
+    """The outbox and its deliveries from ``settings.alerting`` (None when none is configured)."""
+    cfg = settings.alerting
+    deliveries: list[Delivery] = []
+    if cfg.alertmanager_urls:
+        deliveries.append(
+            AlertmanagerDelivery(
+                cfg.alertmanager_urls, resend_seconds=cfg.alertmanager_resend_seconds
+            )
+        )
+    if cfg.webhook_url:
+        deliveries.append(WebhookDelivery(cfg.webhook_url, cfg.secret()))
+    if cfg.kafka_topic:
+        deliveries.append(KafkaDelivery(settings.kafka, cfg.kafka_topic))
+    if not deliveries:
+        return None
+    return Outbox(cfg.outbox_path, deliveries, metrics, max_backoff=cfg.max_backoff_seconds)
 
 
 def build_service(
@@ -46,6 +67,9 @@ def build_service(
     sinks.extend(extra_sinks or [])
     if settings.alerts_out is not None:
         sinks.append(JsonlAlertSink(settings.alerts_out))
+    outbox = build_outbox(settings, metrics)
+    if outbox is not None:
+        sinks.append(outbox.start())
     dead = KafkaDeadLetterSink(settings.kafka)
     pipeline = Pipeline(
         policy, dead_letters=dead, alert_sinks=sinks, metrics=metrics, limits=limits_from(settings)
@@ -59,7 +83,11 @@ def serve(settings: Settings, policy: Policy, stop: threading.Event) -> None:
     metrics = Metrics()
     service = build_service(settings, policy, metrics)
     http = HttpServer(
-        metrics.registry, service.readiness, settings.http_host, settings.http_port
+        metrics.registry,
+        service.readiness,
+        settings.http_host,
+        settings.http_port,
+        verdicts=service.pipeline.verdicts,
     ).start()
     log.info(
         "started",

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import IO
 
 import structlog
@@ -45,6 +47,10 @@ MALFORMED_EVERY = 2000
 _MALFORMED = (b'{"kind": "inference", "id": "broken", "score": "high"}', b"not json at all")
 
 
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
 class _ConsoleAlerts:
     """Prints each alert as a block a person can read, followed by the JSON record."""
 
@@ -54,14 +60,22 @@ class _ConsoleAlerts:
         self.fired: list[AlertRecord] = []
 
     def emit(self, alert: AlertRecord) -> None:
-        self.fired.append(alert)
         seg = ", ".join(f"{k}={v}" for k, v in alert.segment.items()) or "overall"
+        if alert.status == "resolved":
+            self.out.write(
+                f"\n*** RESOLVED after {time.monotonic() - self.started:.0f}s: {alert.model} "
+                f"{alert.version} check {alert.check!r} [{seg}] is back inside its tolerance\n"
+            )
+            self.out.flush()
+            return
+        self.fired.append(alert)
         verb = "ROLLBACK" if alert.action == "rollback" else alert.action.upper()
         self.out.write(
             f"\n*** {verb} ALERT after {time.monotonic() - self.started:.0f}s: "
             f"{alert.model} {alert.version} (baseline {alert.baseline}) check {alert.check!r} "
             f"[{seg}]\n"
-            f"    {alert.metric}: candidate {alert.observed:.4f} vs baseline {alert.reference:.4f},"
+            f"    {alert.metric}: candidate {_fmt(alert.observed)} vs baseline "
+            f"{_fmt(alert.reference)},"
             f" tolerance {alert.tolerance}; owner {alert.owner}\n"
             f"    {alert.model_dump_json()}\n\n"
         )
@@ -133,8 +147,14 @@ def run_demo(
     rate: float = 1500.0,
     seed: int = 7,
     out: IO[str] = sys.stdout,
+    alertmanager_urls: list[str] | None = None,
+    outbox: str | None = None,
 ) -> int:
-    """Run the demo for ``duration`` seconds; returns the process exit code."""
+    """Run the demo for ``duration`` seconds; returns the process exit code.
+
+    With ``alertmanager_urls`` the alerts also go, through the durable outbox
+    (``outbox``, or a temporary file), to those Alertmanagers.
+    """
     policy_ref = resources.files("monitor.demo").joinpath("policy.yaml")
     with resources.as_file(policy_ref) as policy_path:
         policy = load_policy(policy_path)
@@ -142,7 +162,7 @@ def run_demo(
     stop = threading.Event()
     install_signal_handlers(stop)
     out.write(f"shiftwatch demo: starting the embedded Kafka broker (Tansu) for {duration:.0f}s\n")
-    with EmbeddedBroker() as broker:
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         create_topics(broker.bootstrap_servers, {EVENTS_TOPIC: 3, DEAD_LETTER_TOPIC: 1})
         settings = load_settings(
             None,
@@ -160,6 +180,11 @@ def run_demo(
             },
             http_host="127.0.0.1",
             http_port=metrics_port,
+            alerting={
+                "alertmanager_urls": alertmanager_urls or [],
+                "outbox_path": outbox or str(Path(tmp) / "outbox.sqlite3"),
+                "max_backoff_seconds": 5.0,
+            },
         )
         metrics = Metrics()
         console = _ConsoleAlerts(out, started)
@@ -180,7 +205,13 @@ def run_demo(
         service = build_service(
             settings, policy, metrics, extra_sinks=[console], on_batch=on_batch, log_alerts=False
         )
-        http = HttpServer(metrics.registry, service.readiness, "127.0.0.1", metrics_port).start()
+        http = HttpServer(
+            metrics.registry,
+            service.readiness,
+            "127.0.0.1",
+            metrics_port,
+            verdicts=service.pipeline.verdicts,
+        ).start()
         scenario = replace(
             Scenario(seed=seed),
             requests_per_second=rate,
@@ -188,7 +219,9 @@ def run_demo(
         )
         traffic = _Traffic(broker.bootstrap_servers, scenario, stop)
         out.write(
-            f"broker {broker.bootstrap_servers}; metrics http://127.0.0.1:{http.port}/metrics\n"
+            f"broker {broker.bootstrap_servers}; metrics http://127.0.0.1:{http.port}/metrics; "
+            f"verdict http://127.0.0.1:{http.port}/verdict?model={policy.models[0].name}"
+            f"&version={scenario.candidate}\n"
             f"traffic: {rate:.0f} requests/s, {scenario.canary_share:.0%} to candidate "
             f"{scenario.candidate}, baseline {scenario.baseline}; policy checks: "
             f"{', '.join(c.name for c in policy.models[0].checks)}\n"
@@ -213,6 +246,16 @@ def run_demo(
         f"{ledger.processed:,}, dead-lettered {ledger.dead_lettered}, duplicates "
         f"{ledger.duplicates}; {len(console.fired)} alert(s)\n"
     )
+    verdict = service.pipeline.verdicts.get(policy.models[0].name, scenario.candidate)
+    if verdict is not None:
+        reasons = "; ".join(
+            f"{r['check']}{' [' + r['segment'] + ']' if r['segment'] else ''}: {r['reason']}"
+            for r in verdict["reasons"]
+        )
+        out.write(
+            f"verdict for {verdict['model']} {verdict['version']}: {verdict['verdict']}"
+            f" (roll back to {verdict['rollback_to']}){': ' + reasons if reasons else ''}\n"
+        )
     if traffic.error is not None:
         out.write(f"traffic generator failed: {traffic.error!r}\n")
         return 1

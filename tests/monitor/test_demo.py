@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import Alertmanager
+
 pytestmark = pytest.mark.kafka
 
 
@@ -27,15 +29,49 @@ def _brokers_listening_on(address: str) -> list[int]:
     return pids
 
 
-def test_demo_shows_a_rollback_alert_and_leaves_nothing_running() -> None:
-    """The demo prints a rollback alert within its run, exits 0 and stops its broker."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "demo", "--duration", "60"],
+def test_demo_shows_a_rollback_alert_and_leaves_nothing_running(tmp_path: Path) -> None:
+    """The demo's rollback alert reaches a real Alertmanager; the verdict is fail; all stops."""
+    am = Alertmanager(tmp_path / "am")
+    am.start()
+    try:
+        proc = _demo(am.url)
+        alerts = am.alerts()
+    finally:
+        am.stop()
+    rollbacks = [a for a in alerts if a["labels"]["alertname"] == "ShiftwatchRollback"]
+    assert {a["labels"]["check"] for a in rollbacks} >= {"escalations"}
+    # One alert per (check, segment): the overall stream's has no segment label.
+    overall = [a for a in rollbacks if "segment" not in a["labels"]]
+    (escalations,) = [a for a in overall if a["labels"]["check"] == "escalations"]
+    assert escalations["labels"]["model"] == "fraud-scorer"
+    assert escalations["labels"]["version"] == "v7-int8"
+    assert "roll back to v7-fp32" in escalations["annotations"]["summary"]
+    assert "verdict for fraud-scorer v7-int8: fail (roll back to v7-fp32): escalations" in (
+        proc.stdout
+    )
+    _check_output(proc)
+
+
+def _demo(alertmanager_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor.cli",
+            "demo",
+            "--duration",
+            "60",
+            "--alertmanager-url",
+            alertmanager_url,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def _check_output(proc: subprocess.CompletedProcess[str]) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     assert "ROLLBACK ALERT" in out
