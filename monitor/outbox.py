@@ -11,7 +11,12 @@ neither does a restart: undelivered rows are picked up by the next process.
 A row's key is ``(alert_id:status, sink)``: emitting the same record again,
 after a retry or a restart that re-detects the same breach, is a no-op, so no
 receiver gets a record twice from the outbox. Firing alerts for receivers that
-need it (Alertmanager) are re-sent every ``resend_seconds`` until resolved.
+need it (Alertmanager) are re-sent every ``resend_seconds`` until resolved,
+while this process still reports them firing: after a restart, an alert left
+firing by the previous process is re-sent for ``restart_grace`` seconds only,
+unless the new process detects the same breach again (and emits the same
+record) in that time; otherwise Alertmanager lets it expire, instead of it
+firing forever for a breach nobody tracks any more.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ class Outbox:
         metrics: Metrics | None = None,
         *,
         max_backoff: float = 60.0,
+        restart_grace: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         names = [d.name for d in deliveries]
@@ -85,7 +91,11 @@ class Outbox:
         self.deliveries = {d.name: d for d in deliveries}
         self.metrics = metrics
         self.max_backoff = max_backoff
+        self.restart_grace = restart_grace
         self._clock = clock
+        self._started = clock()
+        self._lock = threading.Lock()
+        self._confirmed: set[str] = set()  # alert ids this process has emitted firing
         self._conn = _connect(self.path)  # the pipeline thread's connection
         self._conn.executescript(_SCHEMA)
         self._conn.commit()
@@ -103,6 +113,9 @@ class Outbox:
         """Write the record down for every delivery (a no-op for a record already there)."""
         now = self._clock()
         payload = alert.model_dump_json()
+        if alert.status == "firing":
+            with self._lock:
+                self._confirmed.add(alert.alert_id)
         self._conn.executemany(
             "INSERT OR IGNORE INTO outbox (key, sink, alert_id, status, payload, created, next_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -233,6 +246,14 @@ class Outbox:
         ).fetchall():
             delivery = self.deliveries.get(sink)
             if delivery is None or not delivery.resend_seconds:
+                continue
+            with self._lock:
+                confirmed = aid in self._confirmed
+            if not confirmed and now - self._started > self.restart_grace:
+                # Left firing by an earlier process and not detected again: let it expire.
+                conn.execute("DELETE FROM active WHERE alert_id = ? AND sink = ?", (aid, sink))
+                conn.commit()
+                log.info("stopped re-sending an alert no longer detected", alert_id=aid, sink=sink)
                 continue
             due = last_sent + delivery.resend_seconds
             if due > now:

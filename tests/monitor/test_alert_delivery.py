@@ -213,6 +213,46 @@ def test_outbox_survives_a_restart_without_duplicates(tmp_path: Path) -> None:
     assert up.got == [_record().key]
 
 
+class Resending(Flaky):
+    """A receiver that expires alerts unless re-sent (like Alertmanager)."""
+
+    name = "resending"
+    resend_seconds: float | None = 0.1
+
+    def __init__(self) -> None:
+        super().__init__(failures=0)
+
+
+@pytest.mark.parametrize("detected_again", [False, True])
+def test_alert_left_firing_by_an_earlier_process_expires_unless_detected_again(
+    tmp_path: Path, detected_again: bool
+) -> None:
+    """After a restart, re-sending stops after the grace period unless the breach is seen again."""
+    path = tmp_path / "o.db"
+    first = Resending()
+    outbox = Outbox(path, [first]).start()
+    outbox.emit(_record())
+    outbox.flush()
+    _wait(lambda: len(first.got) >= 2)  # delivered, then re-sent
+    outbox.close()
+
+    second = Resending()
+    outbox = Outbox(path, [second], restart_grace=0.5).start()
+    if detected_again:
+        outbox.emit(_record())  # the same breach, re-detected: a no-op for delivery
+        outbox.flush()
+    time.sleep(1.0)
+    during = len(second.got)
+    time.sleep(0.6)
+    after = len(second.got)
+    outbox.close()
+    assert during >= 2  # re-sent during the grace period
+    if detected_again:
+        assert after > during
+    else:
+        assert after == during
+
+
 # -- Alertmanager ------------------------------------------------------------------------------
 
 
