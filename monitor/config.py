@@ -126,6 +126,7 @@ class LimitsSettings(BaseModel):
     join_ttl_seconds: float = Field(default=14 * 86400.0, gt=0)
     segment_cap: int = Field(default=20, ge=1, le=1000)
     max_future_seconds: float = Field(default=300.0, gt=0)
+    max_message_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
 
 
 class AlertingSettings(BaseModel):

@@ -40,6 +40,8 @@ KINDS: tuple[str, ...] = ("inference", "action", "outcome")
 
 #: Upper bound on identifier lengths; longer ones are hostile or broken input.
 MAX_ID_LENGTH = 256
+#: Keys of an inference's ``segments`` map; a larger map is rejected, not truncated.
+MAX_SEGMENT_KEYS = 32
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
@@ -83,7 +85,7 @@ class InferenceEvent(_EventBase):
     version: Identifier
     score: Probability | None = None
     decision: Label | None = None
-    segments: dict[Label, Label] = Field(default_factory=dict)
+    segments: dict[Label, Label] = Field(default_factory=dict, max_length=MAX_SEGMENT_KEYS)
     latency_ms: Milliseconds | None = None
 
 

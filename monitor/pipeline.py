@@ -39,6 +39,8 @@ class PipelineLimits:
     #: Events stamped further than this in the future are rejected: one such event
     #: would otherwise move event time forward and make every honest event late.
     max_future_seconds: float = 300.0
+    #: Larger messages are dead-lettered unread (code ``too_large``).
+    max_message_bytes: int = 1 << 20
 
 
 @dataclass(slots=True)
@@ -119,8 +121,18 @@ class Pipeline:
         joins = self.joins
         seen = self.dedupe.seen
         horizon = time.time() + self.limits.max_future_seconds
+        max_bytes = self.limits.max_message_bytes
         for message in batch:
-            event = decode(message.value)
+            size = len(message.value)
+            event = (
+                decode(message.value)
+                if size <= max_bytes
+                else Rejection(
+                    "too_large",
+                    f"message of {size} bytes is over the {max_bytes}-byte cap "
+                    "(limits.max_message_bytes)",
+                )
+            )
             if not isinstance(event, Rejection) and event.time.timestamp() > horizon:
                 event = Rejection(
                     "future_time",

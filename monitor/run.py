@@ -31,6 +31,7 @@ def limits_from(settings: Settings) -> PipelineLimits:
         join_ttl_seconds=lim.join_ttl_seconds,
         segment_cap=lim.segment_cap,
         max_future_seconds=lim.max_future_seconds,
+        max_message_bytes=lim.max_message_bytes,
     )
 
 
