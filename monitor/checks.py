@@ -157,6 +157,18 @@ class ModelMonitor:
         self._touched: set[tuple[str, str, Stream]] = set()
         self._alerts: list[AlertRecord] = []
 
+    def __getstate__(self) -> dict[str, object]:
+        """For checkpoints (:mod:`monitor.state`): everything but the clock, set on restore."""
+        state = self.__dict__.copy()
+        state["_clock"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+
+    def set_clock(self, clock: Clock) -> None:
+        self._clock = clock
+
     @property
     def candidates(self) -> set[str]:
         """Candidate versions seen so far, plus those the policy lists."""

@@ -96,6 +96,17 @@ def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--dead-letter-out", help="write each rejected line, with its reason, here")
     p.add_argument("--batch-size", type=int, default=5000, help="lines per batch (default 5000)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
+    p.add_argument(
+        "--state",
+        metavar="DIR",
+        help="checkpoint here; run the same command again to resume after an interruption",
+    )
+    p.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        default=5.0,
+        help="seconds between checkpoints with --state (default 5)",
+    )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
 
@@ -107,8 +118,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from monitor.replay import replay
 
     configure_logging(args.log_level)
-    if args.batch_size < 1:
-        print("shiftwatch replay: --batch-size must be >= 1", file=sys.stderr)
+    if args.batch_size < 1 or args.checkpoint_seconds < 0:
+        print(
+            "shiftwatch replay: --batch-size must be >= 1 and --checkpoint-seconds >= 0",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         policy = load_policy(args.policy)
@@ -123,9 +137,14 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             dead_letter_out=args.dead_letter_out,
             batch_size=args.batch_size,
             show_progress=not args.no_progress,
+            state_dir=args.state,
+            checkpoint_seconds=args.checkpoint_seconds,
         )
     except OSError as err:
         print(f"shiftwatch replay: {err.filename}: {err.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as err:
+        print(f"shiftwatch replay: {err}", file=sys.stderr)
         return EXIT_USAGE
     print(
         json.dumps(

@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO
 
-__all__ = ["JsonlWriter"]
+__all__ = ["JsonlWriter", "truncate"]
+
+
+def truncate(path: str | Path, size: int) -> None:
+    """Cut a file back to ``size`` bytes (what a checkpoint recorded), creating it if absent."""
+    with open(path, "ab") as fh:
+        fh.truncate(size)
 
 
 class JsonlWriter:
@@ -24,6 +30,11 @@ class JsonlWriter:
 
     def flush(self) -> None:
         self._fh.flush()
+
+    def position(self) -> int:
+        """Bytes written so far (flushed first): a size to cut the file back to on resume."""
+        self._fh.flush()
+        return self._fh.tell()
 
     def close(self) -> None:
         self.flush()

@@ -55,10 +55,10 @@ def dead_letter_record(message: Message, rejection: Rejection) -> dict[str, obje
 
 
 class JsonlDeadLetterSink(JsonlWriter):
-    """Writes one JSON dead-letter record per line (the file is started afresh)."""
+    """Writes one JSON dead-letter record per line (a fresh file unless ``append``)."""
 
-    def __init__(self, target: str | Path | IO[str]) -> None:
-        super().__init__(target, append=False)
+    def __init__(self, target: str | Path | IO[str], *, append: bool = False) -> None:
+        super().__init__(target, append=append)
 
     def send(self, message: Message, rejection: Rejection) -> None:
         self.write_line(json.dumps(dead_letter_record(message, rejection)))

@@ -7,6 +7,7 @@ keeps the ledger ``consumed = processed + dead_lettered + duplicates``.
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -15,12 +16,13 @@ from dataclasses import dataclass, field
 import structlog
 
 from monitor.alerts import AlertRecord, AlertSink
-from monitor.checks import Clock, ModelMonitor, segment_label
+from monitor.checks import CheckStatus, Clock, ModelMonitor, segment_label
 from monitor.events import ActionEvent, InferenceEvent, OutcomeEvent, Rejection, decode
 from monitor.messages import DeadLetterSink, Message
 from monitor.metrics import CHECK_STATES, Metrics
 from monitor.policy import Policy
 from monitor.router import Deduper, JoinTable
+from monitor.state import policy_digest
 from monitor.verdict import VerdictBoard, observed_reference
 
 __all__ = ["BatchResult", "Ledger", "Pipeline", "PipelineLimits"]
@@ -85,6 +87,7 @@ class Pipeline:
         clock: Clock = None,
     ) -> None:
         self.policy = policy
+        self._clock = clock
         self.dead_letters = dead_letters
         self.alert_sinks = list(alert_sinks)
         self.metrics = metrics if metrics is not None else Metrics()
@@ -238,30 +241,65 @@ class Pipeline:
             late = monitor.drain_late()
             if late:
                 m.late.labels(monitor.policy.name).inc(late)
-            touched = monitor.drain_touched()
-            versions = {status.version for status in touched}
-            self._declare(monitor, versions)
-            for status in touched:
-                labels = (
-                    monitor.policy.name,
-                    status.version,
-                    status.check.name,
-                    segment_label(status.stream),
-                )
-                observed, reference = observed_reference(status)
-                m.check_state.labels(*labels).set(CHECK_STATES[status.state])
-                m.check_statistic.labels(*labels).set(status.detector.statistic)
-                m.check_threshold.labels(*labels).set(status.detector.threshold)
-                m.check_observed.labels(*labels).set(observed)
-                m.check_reference.labels(*labels).set(reference)
-            if versions:
-                self.verdicts.publish(monitor, versions)
-                for version in versions:
-                    failing = self.verdicts.get(monitor.policy.name, version)
-                    fail = failing is not None and failing["verdict"] == "fail"
-                    m.rollback_required.labels(monitor.policy.name, version).set(int(fail))
+            self._refresh(monitor, monitor.drain_touched())
         m.batch_seconds.observe(result.seconds)
         m.batch_size.observe(result.consumed)
+
+    def _refresh(self, monitor: ModelMonitor, statuses: list[CheckStatus]) -> None:
+        """Metrics and verdicts of the given statuses (once per batch, for those touched)."""
+        m = self.metrics
+        versions = {status.version for status in statuses}
+        self._declare(monitor, versions)
+        for status in statuses:
+            labels = (
+                monitor.policy.name,
+                status.version,
+                status.check.name,
+                segment_label(status.stream),
+            )
+            observed, reference = observed_reference(status)
+            m.check_state.labels(*labels).set(CHECK_STATES[status.state])
+            m.check_statistic.labels(*labels).set(status.detector.statistic)
+            m.check_threshold.labels(*labels).set(status.detector.threshold)
+            m.check_observed.labels(*labels).set(observed)
+            m.check_reference.labels(*labels).set(reference)
+        if versions:
+            self.verdicts.publish(monitor, versions)
+            for version in versions:
+                failing = self.verdicts.get(monitor.policy.name, version)
+                fail = failing is not None and failing["verdict"] == "fail"
+                m.rollback_required.labels(monitor.policy.name, version).set(int(fail))
+
+    # -- checkpoints (monitor.state) ---------------------------------------------------
+    def policy_digest(self) -> str:
+        """Identifies the policy a checkpoint was taken under."""
+        return policy_digest(self.policy.model_dump_json())
+
+    def snapshot(self) -> bytes:
+        """The routing and detector state, pickled (between batches only)."""
+        return pickle.dumps(
+            {
+                "monitors": self.monitors,
+                "dedupe": self.dedupe,
+                "joins": self.joins,
+                "ledger": self.ledger,
+            },
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+
+    def restore(self, state: bytes) -> None:
+        """Continue from :meth:`snapshot`'s state; metrics and verdicts are refreshed."""
+        data = pickle.loads(state)  # our own checkpoint file only: see monitor.state
+        self.monitors = data["monitors"]
+        self.dedupe = data["dedupe"]
+        self.joins = data["joins"]
+        self.ledger = data["ledger"]
+        self._versions_seen = set()
+        for monitor in self.monitors.values():
+            monitor.set_clock(self._clock)
+            monitor.drain_touched()
+            self._declare(monitor, monitor.candidates)
+            self._refresh(monitor, list(monitor.statuses.values()))
 
     def _declare(self, monitor: ModelMonitor, versions: set[str]) -> None:
         """Create every label child of a candidate version up front, so the first scrape has it.

@@ -12,11 +12,13 @@ import structlog
 
 from monitor.alerts import AlertSink, JsonlAlertSink, LogAlertSink
 from monitor.events import Rejection
-from monitor.messages import DeadLetterSink, JsonlDeadLetterSink, Message
+from monitor.jsonl import truncate
+from monitor.messages import JsonlDeadLetterSink, Message
 from monitor.metrics import Metrics
 from monitor.pipeline import Ledger, Pipeline, PipelineLimits
 from monitor.policy import Policy
-from monitor.sources.file import iter_file_batches
+from monitor.sources.file import iter_file_positions
+from monitor.state import Checkpoint, SqliteStateStore
 
 __all__ = ["LogDeadLetterSink", "Progress", "replay"]
 
@@ -77,32 +79,101 @@ def replay(
     limits: PipelineLimits | None = None,
     metrics: Metrics | None = None,
     show_progress: bool = True,
+    state_dir: str | Path | None = None,
+    checkpoint_seconds: float = 5.0,
 ) -> Ledger:
     """Run the pipeline over ``events`` (``-`` for stdin) and return the ledger.
 
     ``fired_at`` of each alert is the event time of the crossing event, so the
     alerts file depends only on the input and the policy.
+
+    With ``state_dir`` the run checkpoints (:mod:`monitor.state`) every
+    ``checkpoint_seconds`` and at the end; run again with the same arguments
+    after an interruption (even SIGKILL), it resumes from the last checkpoint,
+    cutting the output files back to their checkpointed sizes, and the output
+    is the same as an uninterrupted run's. A completed run's state is not
+    resumed: the same command then replays from the start.
     """
+    if state_dir is not None and str(events) == "-":
+        raise ValueError("--state needs a file to resume: standard input cannot be re-read")
+    store = SqliteStateStore(Path(state_dir) / "replay.sqlite3") if state_dir is not None else None
+    outputs = {
+        "alerts": str(alerts_out) if alerts_out is not None else None,
+        "dead_letters": str(dead_letter_out) if dead_letter_out is not None else None,
+    }
     sinks: list[AlertSink] = [LogAlertSink()]
-    if alerts_out is not None:
-        sinks.append(JsonlAlertSink(alerts_out, append=False))
-    dead: DeadLetterSink = (
-        JsonlDeadLetterSink(dead_letter_out) if dead_letter_out is not None else LogDeadLetterSink()
-    )
     pipeline = Pipeline(
-        policy, dead_letters=dead, alert_sinks=sinks, metrics=metrics, limits=limits, clock="event"
+        policy, dead_letters=LogDeadLetterSink(), metrics=metrics, limits=limits, clock="event"
     )
+    start = (0, 0)
+    checkpoint = store.load() if store is not None else None
+    resume = (
+        checkpoint is not None
+        and not checkpoint.positions.get("done")
+        and checkpoint.positions.get("events") == str(events)
+        and checkpoint.positions.get("outputs_paths") == outputs
+    )
+    if checkpoint is not None and resume and checkpoint.policy != pipeline.policy_digest():
+        raise ValueError(
+            f"the state in {state_dir} was written under another policy: "
+            "use a new --state directory, or the policy it was written under"
+        )
+    if checkpoint is not None and resume:
+        pipeline.restore(checkpoint.state)
+        byte, line = checkpoint.positions["file"]
+        start = (int(byte), int(line))
+        sizes: dict[str, int] = checkpoint.positions["outputs"]
+        for name, path in outputs.items():
+            if path is not None:
+                truncate(path, sizes.get(name, 0))
+        log.info("resuming", events=str(events), line=start[1], state=str(state_dir))
+    alerts_sink = JsonlAlertSink(alerts_out, append=resume) if alerts_out is not None else None
+    if alerts_sink is not None:
+        sinks.append(alerts_sink)
+    dead_sink = (
+        JsonlDeadLetterSink(dead_letter_out, append=resume) if dead_letter_out is not None else None
+    )
+    pipeline.alert_sinks = sinks
+    pipeline.dead_letters = dead_sink if dead_sink is not None else LogDeadLetterSink()
     total = os.path.getsize(events) if str(events) != "-" and Path(events).is_file() else None
     progress = Progress(total) if show_progress else None
-    bytes_read = 0
+
+    def save(position: tuple[int, int], done: bool = False) -> None:
+        if store is None:
+            return
+        sizes = {
+            "alerts": alerts_sink.position() if alerts_sink is not None else 0,
+            "dead_letters": dead_sink.position() if dead_sink is not None else 0,
+        }
+        store.save(
+            Checkpoint(
+                policy=pipeline.policy_digest(),
+                state=pipeline.snapshot(),
+                positions={
+                    "events": str(events),
+                    "file": list(position),
+                    "outputs": sizes,
+                    "outputs_paths": outputs,
+                    "done": done,
+                },
+            )
+        )
+
+    position = start
+    last = time.monotonic()
     try:
-        for batch in iter_file_batches(events, batch_size):
+        for batch, position in iter_file_positions(events, batch_size, start):
             pipeline.process(batch)
             if progress is not None:
-                bytes_read += sum(len(m.value) + 1 for m in batch)
-                progress.update(pipeline.ledger, bytes_read)
+                progress.update(pipeline.ledger, position[0])
+            if store is not None and time.monotonic() - last >= checkpoint_seconds:
+                save(position)
+                last = time.monotonic()
+        save(position, done=True)
     finally:
         pipeline.close()
+        if store is not None:
+            store.close()
     if progress is not None:
-        progress.update(pipeline.ledger, bytes_read, final=True)
+        progress.update(pipeline.ledger, position[0], final=True)
     return pipeline.ledger

@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from monitor.messages import Message
 
-__all__ = ["iter_file_batches"]
+__all__ = ["iter_file_batches", "iter_file_positions"]
 
 
 def iter_file_batches(path: str | Path, batch_size: int = 5000) -> Iterator[list[Message]]:
@@ -19,17 +19,36 @@ def iter_file_batches(path: str | Path, batch_size: int = 5000) -> Iterator[list
     the message; a blank line inside the file is a message (and is rejected
     as empty), so every line is accounted for.
     """
+    for batch, _ in iter_file_positions(path, batch_size):
+        yield batch
+
+
+def iter_file_positions(
+    path: str | Path, batch_size: int = 5000, start: tuple[int, int] = (0, 0)
+) -> Iterator[tuple[list[Message], tuple[int, int]]]:
+    """Batches with the position after each: (byte offset, lines read), to resume from.
+
+    ``start`` is such a position (a regular file only): reading continues at
+    that byte, numbering lines from the one after.
+    """
     name = "<stdin>" if str(path) == "-" else str(path)
+    if str(path) == "-" and start != (0, 0):
+        raise ValueError("standard input cannot be resumed from a position")
     fh: BinaryIO = sys.stdin.buffer if str(path) == "-" else open(path, "rb")  # noqa: SIM115
     try:
+        position, number = start
+        if position:
+            fh.seek(position)
         batch: list[Message] = []
-        for number, line in enumerate(fh, start=1):
+        for line in fh:
+            number += 1
+            position += len(line)
             batch.append(Message(line.rstrip(b"\r\n"), name, 0, number))
             if len(batch) >= batch_size:
-                yield batch
+                yield batch, (position, number)
                 batch = []
         if batch:
-            yield batch
+            yield batch, (position, number)
     finally:
         if fh is not sys.stdin.buffer:
             fh.close()
