@@ -38,6 +38,7 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--alert-topic", help="produce alert records to this Kafka topic")
     p.add_argument("--outbox", help="SQLite file of the durable alert outbox")
+    p.add_argument("--state", help="SQLite file of checkpoints: resume from it after a restart")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", choices=["auto", "json", "console"])
 
@@ -67,6 +68,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             policy=args.policy,
             kafka={k: v for k, v in kafka.items() if v is not None} or None,
             alerting={k: v for k, v in alerting.items() if v is not None} or None,
+            state={"path": args.state} if args.state else None,
             http_host=args.http_host,
             http_port=args.http_port,
             alerts_out=args.alerts_out,

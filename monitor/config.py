@@ -21,6 +21,7 @@ __all__ = [
     "KafkaSettings",
     "LimitsSettings",
     "Settings",
+    "StateSettings",
     "load_settings",
 ]
 
@@ -173,6 +174,18 @@ class AlertingSettings(BaseModel):
         return b""
 
 
+class StateSettings(BaseModel):
+    """The embedded state store (:mod:`monitor.state`): checkpoints of every detector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path | None = Field(
+        default=None,
+        description="SQLite file of checkpoints, on a persistent volume; none: no checkpoints",
+    )
+    checkpoint_seconds: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything ``shiftwatch run`` needs."""
 
@@ -187,6 +200,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=9464, ge=0, le=65535)
     alerts_out: Path | None = None

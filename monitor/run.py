@@ -17,6 +17,7 @@ from monitor.pipeline import BatchResult, Pipeline, PipelineLimits
 from monitor.policy import Policy
 from monitor.service import Service
 from monitor.sources.kafka import KafkaDeadLetterSink, KafkaSource
+from monitor.state import Checkpointer, Positioned, SqliteStateStore, restore_outputs
 
 __all__ = ["build_outbox", "build_service", "limits_from", "serve"]
 
@@ -66,8 +67,13 @@ def build_service(
     """Connect the Kafka source, the dead-letter topic and the alert sinks to a pipeline."""
     sinks: list[AlertSink] = [LogAlertSink()] if log_alerts else []
     sinks.extend(extra_sinks or [])
-    if settings.alerts_out is not None:
-        sinks.append(JsonlAlertSink(settings.alerts_out))
+    store = SqliteStateStore(settings.state.path) if settings.state.path is not None else None
+    checkpoint = store.load() if store is not None else None
+    # Lines written after the checkpoint are written again when their events are re-read.
+    restore_outputs(checkpoint, {"alerts": settings.alerts_out})
+    alerts_file = JsonlAlertSink(settings.alerts_out) if settings.alerts_out is not None else None
+    if alerts_file is not None:
+        sinks.append(alerts_file)
     outbox = build_outbox(settings, metrics)
     if outbox is not None:
         sinks.append(outbox.start())
@@ -76,7 +82,12 @@ def build_service(
         policy, dead_letters=dead, alert_sinks=sinks, metrics=metrics, limits=limits_from(settings)
     )
     source = KafkaSource(settings.kafka, metrics)
-    return Service(source, pipeline, on_batch=on_batch)
+    checkpointer = None
+    if store is not None:
+        outputs: dict[str, Positioned] = {"alerts": alerts_file} if alerts_file else {}
+        checkpointer = Checkpointer(store, pipeline, settings.state.checkpoint_seconds, outputs)
+        source.seek_on_assign(checkpointer.restore(checkpoint))
+    return Service(source, pipeline, on_batch=on_batch, checkpointer=checkpointer)
 
 
 def serve(settings: Settings, policy: Policy, stop: threading.Event) -> None:

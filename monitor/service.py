@@ -11,8 +11,10 @@ from types import FrameType
 import structlog
 from kafka.errors import KafkaError
 
+from monitor.messages import Message
 from monitor.pipeline import BatchResult, Pipeline
 from monitor.sources import Source
+from monitor.state import Checkpointer
 
 __all__ = ["Service", "install_signal_handlers"]
 
@@ -40,9 +42,11 @@ class Service:
         *,
         on_batch: Callable[[BatchResult], None] | None = None,
         retry_seconds: float = 1.0,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self.source = source
         self.pipeline = pipeline
+        self.checkpointer = checkpointer
         self.on_batch = on_batch
         self.retry_seconds = retry_seconds
         self.running = False
@@ -54,6 +58,21 @@ class Service:
         if not self.source.healthy:
             return False, "source unreachable"
         return True, "consuming"
+
+    def _commit(self, batch: list[Message]) -> None:
+        """Without a state store, commit each batch; with one, commit only what is checkpointed.
+
+        With checkpoints, Kafka's committed offsets never run ahead of the saved
+        state: a restart resumes both from the same cut.
+        """
+        cp = self.checkpointer
+        if cp is None:
+            self.source.commit(batch)
+            return
+        cp.advance(batch)
+        if cp.due:
+            cp.save()
+            self.source.commit_positions(cp.positions)
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; always close the source and flush the sinks."""
@@ -74,11 +93,15 @@ class Service:
                     continue
                 backoff = self.retry_seconds
                 if not batch:
+                    cp = self.checkpointer
+                    if cp is not None and cp.dirty and cp.due:  # idle: save what is pending
+                        cp.save()
+                        self.source.commit_positions(cp.positions)
                     continue
                 # Process the whole batch, then commit: a crash in between replays it.
                 result = self.pipeline.process(batch)
                 try:
-                    self.source.commit(batch)
+                    self._commit(batch)
                 except KafkaError as exc:
                     # Typically a rebalance: the partition's new owner re-reads the batch
                     # from the last commit, and ids already seen here are dropped as duplicates.
@@ -87,6 +110,13 @@ class Service:
                     )
                 if self.on_batch is not None:
                     self.on_batch(result)
+            if self.checkpointer is not None:
+                # A clean stop: everything processed is checkpointed and committed.
+                self.checkpointer.save()
+                try:
+                    self.source.commit_positions(self.checkpointer.positions)
+                except KafkaError as exc:
+                    log.warning("final commit failed", error=type(exc).__name__)
         finally:
             self.running = False
             started = time.monotonic()
@@ -94,6 +124,8 @@ class Service:
                 self.source.close()
             finally:
                 self.pipeline.close()
+                if self.checkpointer is not None:
+                    self.checkpointer.store.close()
             ledger = self.pipeline.ledger
             log.info(
                 "stopped",

@@ -24,11 +24,30 @@ import hashlib
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["FORMAT", "Checkpoint", "SqliteStateStore", "policy_digest"]
+import structlog
+
+from monitor.jsonl import truncate
+from monitor.messages import Message
+
+if TYPE_CHECKING:
+    from monitor.pipeline import Pipeline
+
+__all__ = [
+    "FORMAT",
+    "Checkpoint",
+    "Checkpointer",
+    "Positioned",
+    "SqliteStateStore",
+    "policy_digest",
+    "restore_outputs",
+]
+
+log = structlog.get_logger("shiftwatch.state")
 
 #: Bumped when the pickled layout changes: an older checkpoint is then not restored.
 FORMAT = 1
@@ -103,3 +122,79 @@ class SqliteStateStore:
 
     def close(self) -> None:
         self._conn.close()
+
+
+class Checkpointer:
+    """Checkpoints a running service every ``every_seconds``, with its Kafka offsets.
+
+    ``outputs`` are file sinks (with ``position()``) whose sizes are recorded;
+    :func:`restore_outputs` cuts them back before they are reopened.
+    """
+
+    def __init__(
+        self,
+        store: SqliteStateStore,
+        pipeline: Pipeline,
+        every_seconds: float,
+        outputs: dict[str, Positioned] | None = None,
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.every_seconds = every_seconds
+        self.outputs = outputs or {}
+        self.positions: dict[str, int] = {}
+        self.dirty = False  # batches processed since the last save
+        self._last = time.monotonic()
+
+    def restore(self, checkpoint: Checkpoint | None) -> dict[str, int]:
+        """Restore the pipeline from ``checkpoint``; the Kafka offsets to resume from."""
+        if checkpoint is None:
+            return {}
+        if checkpoint.policy == self.pipeline.policy_digest():
+            self.pipeline.restore(checkpoint.state)
+            log.info("restored checkpoint", saved_at=checkpoint.saved_at)
+        else:
+            log.warning(
+                "checkpoint written under another policy: detectors start afresh from its offsets"
+            )
+        self.positions = {k: int(v) for k, v in checkpoint.positions.get("kafka", {}).items()}
+        return dict(self.positions)
+
+    def advance(self, batch: Sequence[Message]) -> None:
+        """Note the batch as processed: each partition's next offset."""
+        self.dirty = self.dirty or bool(batch)
+        for m in batch:
+            key = f"{m.topic}:{m.partition}"
+            if m.offset + 1 > self.positions.get(key, -1):
+                self.positions[key] = m.offset + 1
+
+    @property
+    def due(self) -> bool:
+        return time.monotonic() - self._last >= self.every_seconds
+
+    def save(self) -> None:
+        """Write the checkpoint: pipeline state, offsets, output sizes, in one transaction."""
+        sizes = {name: sink.position() for name, sink in self.outputs.items()}
+        self.store.save(
+            Checkpoint(
+                policy=self.pipeline.policy_digest(),
+                state=self.pipeline.snapshot(),
+                positions={"kafka": dict(self.positions), "outputs": sizes},
+            )
+        )
+        self._last = time.monotonic()
+        self.dirty = False
+
+
+class Positioned(Protocol):
+    def position(self) -> int: ...
+
+
+def restore_outputs(checkpoint: Checkpoint | None, paths: dict[str, Path | None]) -> None:
+    """Cut each output file back to its checkpointed size (before it is reopened for append)."""
+    if checkpoint is None:
+        return
+    sizes = checkpoint.positions.get("outputs", {})
+    for name, path in paths.items():
+        if path is not None and name in sizes and path.exists():
+            truncate(path, int(sizes[name]))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -36,7 +36,6 @@ class KafkaSource:
         self.settings = settings
         self.metrics = metrics
         self._consumer = KafkaConsumer(
-            *settings.topics,
             group_id=settings.group_id,
             enable_auto_commit=False,
             auto_offset_reset=settings.auto_offset_reset,
@@ -50,6 +49,8 @@ class KafkaSource:
             max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
             **settings.client_config(),
         )
+        self._seek: dict[TopicPartition, int] = {}
+        self._consumer.subscribe(topics=list(settings.topics), listener=_Listener(self))
         self._last_poll_ok = 0.0
         self._closed = False
 
@@ -74,6 +75,38 @@ class KafkaSource:
             for recs in records.values()
             for r in recs
         ]
+
+    def seek_on_assign(self, positions: dict[str, int]) -> None:
+        """Start each of these partitions (``"topic:partition"`` -> offset) there when assigned.
+
+        A checkpoint's offsets take precedence over the group's committed ones:
+        the state restored from it continues exactly where it stopped.
+        """
+        self._seek = {_tp(key): offset for key, offset in positions.items()}
+
+    def _assigned(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            offset = self._seek.get(tp)
+            if offset is not None:
+                self._consumer.seek(tp, offset)
+                log.info(
+                    "resuming partition from checkpoint",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=offset,
+                )
+
+    def commit_positions(self, positions: dict[str, int]) -> None:
+        """Commit checkpointed offsets (``"topic:partition"`` -> next) of the owned partitions."""
+        owned = self._consumer.assignment()
+        offsets = {
+            tp: OffsetAndMetadata(offset, "", -1)
+            for key, offset in positions.items()
+            if (tp := _tp(key)) in owned
+        }
+        if offsets:
+            self._consumer.commit(offsets)
+            self._report_lag({tp: o.offset for tp, o in offsets.items()})
 
     def commit(self, batch: Sequence[Message]) -> None:
         """Commit the batch: for each partition, the offset after its last message."""
@@ -103,6 +136,24 @@ class KafkaSource:
             if self.metrics is not None:
                 self.metrics.up.set(0)
             self._consumer.close(autocommit=False)
+
+
+def _tp(key: str) -> TopicPartition:
+    topic, _, partition = key.rpartition(":")
+    return TopicPartition(topic, int(partition))
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Seeks newly assigned partitions to their checkpointed offsets."""
+
+    def __init__(self, source: KafkaSource) -> None:
+        self.source = source
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.source._assigned(assigned)
 
 
 class DeadLetterError(RuntimeError):
