@@ -56,10 +56,24 @@ class KafkaSource:
 
     @property
     def healthy(self) -> bool:
-        """True while polls succeed and at least one broker connection is up."""
+        """True while polls succeed, a broker connection is up and the group coordinator answers.
+
+        A paused broker keeps its TCP connections open and polls return empty
+        batches, so the group coordinator's heartbeat responses are what tell:
+        none for a session timeout means the broker is gone, even if the
+        sockets are not.
+        """
         if self._closed or time.monotonic() - self._last_poll_ok > 30.0:
             return False
-        client = self._consumer._client  # kafka-python exposes connection state only here
+        # kafka-python exposes connection and group state only on private attributes;
+        # these are plain reads (no side effects), safe from the HTTP thread.
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        heartbeat = getattr(coordinator, "heartbeat", None)
+        if coordinator is not None and getattr(coordinator, "coordinator_id", 0) is None:
+            return False
+        if heartbeat is not None and heartbeat.session_timeout_expired():
+            return False
+        client = self._consumer._client
         return any(client.connected(node.node_id) for node in client.cluster.brokers())
 
     def poll(self) -> list[Message]:
