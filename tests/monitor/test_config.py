@@ -469,3 +469,30 @@ def test_kafka_settings_validate_on_their_own() -> None:
     with pytest.raises(ValueError, match="sasl_mechanism"):
         KafkaSettings(security_protocol="SASL_SSL")
     assert KafkaSettings().client_config()["security_protocol"] == "PLAINTEXT"
+
+
+def test_webhook_without_a_secret_fails_at_start_with_the_fix() -> None:
+    text = config_error(policy="p.yaml", alerting={"webhook_url": "https://hooks.example/x"})
+    assert "alerting" in text
+    assert "SHIFTWATCH_ALERTING__WEBHOOK_SECRET" in text
+
+
+def test_alerting_urls_must_be_http() -> None:
+    text = config_error(policy="p.yaml", alerting={"alertmanager_urls": ["alertmanager:9093"]})
+    assert "'alertmanager:9093' is not an http:// or https:// URL" in text
+
+
+def test_webhook_secret_from_env_or_file_is_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIFTWATCH_ALERTING__WEBHOOK_SECRET", SECRET)
+    settings = load_settings(None, policy="p.yaml", alerting={"webhook_url": "https://h.example"})
+    assert settings.alerting.secret() == SECRET.encode()
+    assert SECRET not in repr(settings) and SECRET not in str(settings.model_dump())
+    monkeypatch.delenv("SHIFTWATCH_ALERTING__WEBHOOK_SECRET")
+    from_file = load_settings(
+        None,
+        policy="p.yaml",
+        alerting={"webhook_url": "https://h.example", "webhook_secret_file": secret_file(tmp_path)},
+    )
+    assert from_file.alerting.secret() == SECRET.encode()
