@@ -64,6 +64,9 @@ class KafkaSettings(BaseModel):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     sasl_password_file: Path | None = None
+    #: OAUTHBEARER: a file holding the bearer token, read at each authentication
+    #: (e.g. a projected Kubernetes service-account token, rotated in place).
+    sasl_oauth_token_file: Path | None = None
 
     @model_validator(mode="after")
     def _security_consistent(self) -> KafkaSettings:
@@ -81,6 +84,15 @@ class KafkaSettings(BaseModel):
                     f"sasl_mechanism {self.sasl_mechanism} needs a password: set "
                     f"{ENV_PREFIX}KAFKA__SASL_PASSWORD or kafka.sasl_password_file"
                 )
+        if self.sasl_mechanism == "OAUTHBEARER" and self.sasl_oauth_token_file is None:
+            raise ValueError(
+                "sasl_mechanism OAUTHBEARER needs kafka.sasl_oauth_token_file (a file holding the "
+                f"bearer token) or {ENV_PREFIX}KAFKA__SASL_OAUTH_TOKEN_FILE"
+            )
+        if self.sasl_oauth_token_file is not None and not self.sasl_oauth_token_file.is_file():
+            raise ValueError(
+                f"sasl_oauth_token_file {self.sasl_oauth_token_file} is not a readable file"
+            )
         if self.sasl_password_file is not None and not self.sasl_password_file.is_file():
             raise ValueError(f"sasl_password_file {self.sasl_password_file} is not a readable file")
         for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
@@ -114,6 +126,10 @@ class KafkaSettings(BaseModel):
                 password = self.sasl_password_file.read_text(encoding="utf-8").strip()
             if password is not None:
                 cfg["sasl_plain_password"] = password
+            if self.sasl_oauth_token_file is not None:
+                from monitor.sources.oauth import FileTokenProvider
+
+                cfg["sasl_oauth_token_provider"] = FileTokenProvider(self.sasl_oauth_token_file)
         return cfg
 
 

@@ -297,14 +297,29 @@ def test_password_mechanism_without_username_is_rejected() -> None:
     assert SECRET not in text
 
 
-def test_oauthbearer_needs_no_password() -> None:
-    """OAUTHBEARER authenticates by token, so no username or password is demanded."""
+def test_oauthbearer_needs_a_token_file_not_a_password(tmp_path: Path) -> None:
+    """OAUTHBEARER authenticates by a token read from a file; no username or password."""
+    text = config_error(
+        policy="p.yaml", kafka={"security_protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER"}
+    )
+    assert "sasl_oauth_token_file" in text and "SHIFTWATCH_KAFKA__SASL_OAUTH_TOKEN_FILE" in text
+    token = tmp_path / "token"
+    token.write_text("header.payload.sig\n")
     settings = load_settings(
         policy="p.yaml",
-        kafka={"security_protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER"},
+        kafka={
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "OAUTHBEARER",
+            "sasl_oauth_token_file": str(token),
+        },
     )
-    assert settings.kafka.client_config()["sasl_mechanism"] == "OAUTHBEARER"
-    assert "sasl_plain_password" not in settings.kafka.client_config()
+    cfg = settings.kafka.client_config()
+    assert cfg["sasl_mechanism"] == "OAUTHBEARER"
+    assert "sasl_plain_password" not in cfg
+    assert cfg["sasl_oauth_token_provider"].token() == "header.payload.sig"
+    token.write_text("rotated.token.sig")  # re-read at the next authentication
+    assert cfg["sasl_oauth_token_provider"].token() == "rotated.token.sig"
+    assert "payload" not in repr(cfg["sasl_oauth_token_provider"])
 
 
 @pytest.mark.parametrize(
