@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,35 +54,46 @@ def _cmd(events: Path, out: Path, state: Path | None) -> list[str]:
     return cmd
 
 
-def test_sigkill_at_random_moments_gives_the_uninterrupted_output(
-    events: Path, tmp_path: Path
-) -> None:
+def _checkpointed_line(state: Path) -> int:
+    """The line the latest checkpoint in ``state`` reached (0 before the first)."""
+    path = state / "replay.sqlite3"
+    if not path.exists():
+        return 0
+    store = SqliteStateStore(path)
+    try:
+        checkpoint = store.load()
+    finally:
+        store.close()
+    return int(checkpoint.positions["file"][1]) if checkpoint is not None else 0
+
+
+def test_sigkill_mid_file_gives_the_uninterrupted_output(events: Path, tmp_path: Path) -> None:
+    """Killed twice (past 30% and 60% of the file, at a random moment), then run to the end."""
     whole, pieces, state = tmp_path / "whole", tmp_path / "pieces", tmp_path / "state"
     whole.mkdir()
     pieces.mkdir()
     subprocess.run(_cmd(events, whole, None), check=True, capture_output=True, timeout=300)
+    total = events.read_bytes().count(b"\n")
     rng = random.Random(5)
-    kills = 0
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for _ in range(40):
+    for fraction in (0.3, 0.6):
         proc = subprocess.Popen(
-            _cmd(events, pieces, state), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+            _cmd(events, pieces, state),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
         )
-        try:
-            proc.wait(timeout=rng.uniform(1.5, 3.5))
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            continue
-        finally:
-            proc.stdout.close()  # type: ignore[union-attr]
-            proc.stderr.close()  # type: ignore[union-attr]
-        assert proc.returncode == 0
-        break
-    else:
-        pytest.fail("the replay never completed")
-    assert kills >= 2, "the replay finished before it could be interrupted twice"
+        deadline = time.monotonic() + 120
+        while _checkpointed_line(state) < fraction * total:
+            assert proc.poll() is None, "the replay ended before it could be killed"
+            assert time.monotonic() < deadline, "no checkpoint progress"
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.3))  # land anywhere in a batch or a checkpoint
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+    finished = subprocess.run(_cmd(events, pieces, state), capture_output=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
     reference = (whole / "alerts.jsonl").read_bytes()
     assert reference.count(b"\n") >= 1, "the scenario raised no alert"
     assert (pieces / "alerts.jsonl").read_bytes() == reference
