@@ -200,6 +200,36 @@ class StateSettings(BaseModel):
         description="SQLite file of checkpoints, on a persistent volume; none: no checkpoints",
     )
     checkpoint_seconds: float = Field(default=10.0, gt=0)
+    changelog_topic: str | None = Field(
+        default=None,
+        min_length=1,
+        description="compacted topic of per-partition checkpoints, for several replicas",
+    )
+    changelog_secret: SecretStr | None = None
+    changelog_secret_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_store(self) -> StateSettings:
+        if self.changelog_topic is not None and self.path is not None:
+            raise ValueError("set state.path (one replica) or state.changelog_topic, not both")
+        if self.changelog_topic is not None and not (
+            self.changelog_secret or self.changelog_secret_file
+        ):
+            raise ValueError(
+                "state.changelog_topic needs a signing secret shared by the replicas: set "
+                f"{ENV_PREFIX}STATE__CHANGELOG_SECRET or state.changelog_secret_file"
+            )
+        if self.changelog_secret_file is not None and not self.changelog_secret_file.is_file():
+            raise ValueError(
+                f"changelog_secret_file {self.changelog_secret_file} is not a readable file"
+            )
+        return self
+
+    def secret(self) -> bytes:
+        """The changelog's signing secret."""
+        if self.changelog_secret_file is not None:
+            return self.changelog_secret_file.read_text(encoding="utf-8").strip().encode()
+        return self.changelog_secret.get_secret_value().encode() if self.changelog_secret else b""
 
 
 class Settings(BaseSettings):

@@ -85,7 +85,13 @@ class Pipeline:
         metrics: Metrics | None = None,
         limits: PipelineLimits | None = None,
         clock: Clock = None,
+        verdicts: VerdictBoard | None = None,
+        declare: bool = True,
+        quiet: bool = False,
     ) -> None:
+        """``declare``: create the metric children of the listed candidates at once (a
+        pipeline for one partition of several leaves that to the data: another replica
+        may own the model); ``verdicts``: a board shared with other pipelines."""
         self.policy = policy
         self._clock = clock
         self.dead_letters = dead_letters
@@ -99,10 +105,14 @@ class Pipeline:
         self.dedupe = Deduper(limits.dedupe_window)
         self.joins = JoinTable(limits.join_capacity, limits.join_ttl_seconds)
         self.ledger = Ledger()
-        self.verdicts = VerdictBoard()
+        self.verdicts = verdicts if verdicts is not None else VerdictBoard()
+        self._declares = declare
         self._versions_seen: set[tuple[str, str]] = set()
         for monitor in self.monitors.values():
-            self._declare(monitor, monitor.candidates)
+            if declare:
+                self._declare(monitor, monitor.candidates)
+            if quiet:
+                continue
             log.info(
                 "model watched",
                 model=monitor.policy.name,
@@ -298,8 +308,37 @@ class Pipeline:
         for monitor in self.monitors.values():
             monitor.set_clock(self._clock)
             monitor.drain_touched()
-            self._declare(monitor, monitor.candidates)
+            if self._declares:
+                self._declare(monitor, monitor.candidates)
             self._refresh(monitor, list(monitor.statuses.values()))
+
+    def release(self) -> None:
+        """Withdraw this pipeline's metric children and verdicts (its partition moved away)."""
+        m = self.metrics
+        for model, version in self._versions_seen:
+            monitor = self.monitors[model]
+            m.rollback_required.remove(model, version)
+            self.verdicts.remove(model, version)
+            segments = {segment_label(s) for (_, v, s) in monitor.statuses if v == version}
+            for check in monitor.policy.checks:
+                m.check_info.remove(
+                    model,
+                    version,
+                    check.name,
+                    check.metric.value,
+                    check.action,
+                    check.resolved_severity,
+                )
+                for segment in segments | {""}:
+                    for gauge in (
+                        m.check_state,
+                        m.check_statistic,
+                        m.check_threshold,
+                        m.check_observed,
+                        m.check_reference,
+                    ):
+                        gauge.remove(model, version, check.name, segment)
+        self._versions_seen.clear()
 
     def _declare(self, monitor: ModelMonitor, versions: set[str]) -> None:
         """Create every label child of a candidate version up front, so the first scrape has it.

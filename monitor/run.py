@@ -8,11 +8,13 @@ from collections.abc import Callable
 import structlog
 
 from monitor.alerts import AlertSink, JsonlAlertSink, LogAlertSink
+from monitor.changelog import KafkaChangelog
 from monitor.config import Settings
 from monitor.deliveries import AlertmanagerDelivery, Delivery, KafkaDelivery, WebhookDelivery
 from monitor.http import HttpServer
 from monitor.metrics import Metrics
 from monitor.outbox import Outbox
+from monitor.partitions import PartitionedPipeline
 from monitor.pipeline import BatchResult, Pipeline, PipelineLimits
 from monitor.policy import Policy
 from monitor.service import Service
@@ -78,10 +80,27 @@ def build_service(
     if outbox is not None:
         sinks.append(outbox.start())
     dead = KafkaDeadLetterSink(settings.kafka)
+    source = KafkaSource(settings.kafka, metrics)
+    if settings.state.changelog_topic is not None:
+        # Several replicas: state per partition, moving with it (monitor.partitions).
+        partitioned = PartitionedPipeline(
+            policy,
+            dead_letters=dead,
+            alert_sinks=sinks,
+            metrics=metrics,
+            limits=limits_from(settings),
+            changelog=KafkaChangelog(
+                settings.kafka, settings.state.changelog_topic, settings.state.secret()
+            ),
+            group=settings.kafka.group_id,
+            every_seconds=settings.state.checkpoint_seconds,
+        )
+        source.on_assign = partitioned.assigned
+        source.on_revoke = partitioned.revoked
+        return Service(source, partitioned, on_batch=on_batch, checkpointer=partitioned)
     pipeline = Pipeline(
         policy, dead_letters=dead, alert_sinks=sinks, metrics=metrics, limits=limits_from(settings)
     )
-    source = KafkaSource(settings.kafka, metrics)
     checkpointer = None
     if store is not None:
         outputs: dict[str, Positioned] = {"alerts": alerts_file} if alerts_file else {}

@@ -5,16 +5,19 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import Protocol
 
 import structlog
 from kafka.errors import KafkaError
 
+from monitor.checks import ModelMonitor
 from monitor.messages import Message
-from monitor.pipeline import BatchResult, Pipeline
+from monitor.pipeline import BatchResult, Ledger
 from monitor.sources import Source
-from monitor.state import Checkpointer
+from monitor.state import CheckpointLike
+from monitor.verdict import VerdictBoard
 
 __all__ = ["Service", "install_signal_handlers"]
 
@@ -32,17 +35,33 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+class Processor(Protocol):
+    """A :class:`~monitor.pipeline.Pipeline`, or one per partition (:mod:`monitor.partitions`)."""
+
+    verdicts: VerdictBoard
+
+    def process(self, batch: Sequence[Message]) -> BatchResult: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    @property
+    def monitors(self) -> dict[str, ModelMonitor]: ...
+
+    def close(self) -> None: ...
+
+
 class Service:
     """Drives a :class:`~monitor.sources.Source` through a :class:`~monitor.pipeline.Pipeline`."""
 
     def __init__(
         self,
         source: Source,
-        pipeline: Pipeline,
+        pipeline: Processor,
         *,
         on_batch: Callable[[BatchResult], None] | None = None,
         retry_seconds: float = 1.0,
-        checkpointer: Checkpointer | None = None,
+        checkpointer: CheckpointLike | None = None,
     ) -> None:
         self.source = source
         self.pipeline = pipeline
@@ -59,7 +78,7 @@ class Service:
             return False, "source unreachable"
         return True, "consuming"
 
-    def _commit(self, batch: list[Message]) -> None:
+    def _commit(self, batch: list[Message], alerted: bool = False) -> None:
         """Without a state store, commit each batch; with one, commit only what is checkpointed.
 
         With checkpoints, Kafka's committed offsets never run ahead of the saved
@@ -70,7 +89,9 @@ class Service:
             self.source.commit(batch)
             return
         cp.advance(batch)
-        if cp.due:
+        if cp.due or alerted:
+            # After a batch that raised alerts, at once: a restart (or the partition's
+            # next owner) then does not raise them again.
             cp.save()
             self.source.commit_positions(cp.positions)
 
@@ -101,7 +122,7 @@ class Service:
                 # Process the whole batch, then commit: a crash in between replays it.
                 result = self.pipeline.process(batch)
                 try:
-                    self._commit(batch)
+                    self._commit(batch, alerted=bool(result.alerts))
                 except KafkaError as exc:
                     # Typically a rebalance: the partition's new owner re-reads the batch
                     # from the last commit, and ids already seen here are dropped as duplicates.
@@ -124,8 +145,9 @@ class Service:
                 self.source.close()
             finally:
                 self.pipeline.close()
-                if self.checkpointer is not None:
-                    self.checkpointer.store.close()
+                # A partitioned pipeline is its own checkpointer: closed once, above.
+                if self.checkpointer is not None and id(self.checkpointer) != id(self.pipeline):
+                    self.checkpointer.close()
             ledger = self.pipeline.ledger
             log.info(
                 "stopped",

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT",
     "Checkpoint",
+    "CheckpointLike",
     "Checkpointer",
     "Positioned",
     "SqliteStateStore",
@@ -185,9 +186,30 @@ class Checkpointer:
         self._last = time.monotonic()
         self.dirty = False
 
+    def close(self) -> None:
+        self.store.close()
+
 
 class Positioned(Protocol):
     def position(self) -> int: ...
+
+
+class CheckpointLike(Protocol):
+    """What the service needs of a checkpointer (:class:`Checkpointer`, or a partitioned one)."""
+
+    positions: dict[str, int]
+
+    @property
+    def dirty(self) -> bool: ...
+
+    @property
+    def due(self) -> bool: ...
+
+    def advance(self, batch: Sequence[Message]) -> None: ...
+
+    def save(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def restore_outputs(checkpoint: Checkpoint | None, paths: dict[str, Path | None]) -> None:

@@ -121,6 +121,10 @@ class VerdictBoard:
         with self._lock:
             self._verdicts.update(fresh)
 
+    def remove(self, model: str, version: str) -> None:
+        with self._lock:
+            self._verdicts.pop((model, version), None)
+
     def get(self, model: str, version: str) -> dict[str, Any] | None:
         with self._lock:
             return self._verdicts.get((model, version))

@@ -11,7 +11,7 @@ of already-seen events are dropped by id.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -50,6 +50,10 @@ class KafkaSource:
             **settings.client_config(),
         )
         self._seek: dict[TopicPartition, int] = {}
+        #: Rebalance hooks for state that moves with its partition (:mod:`monitor.partitions`):
+        #: given "topic:partition" keys, return offsets to seek to / to commit.
+        self.on_assign: Callable[[list[str]], dict[str, int]] | None = None
+        self.on_revoke: Callable[[list[str]], dict[str, int]] | None = None
         self._consumer.subscribe(topics=list(settings.topics), listener=_Listener(self))
         self._last_poll_ok = 0.0
         self._closed = False
@@ -99,6 +103,9 @@ class KafkaSource:
         self._seek = {_tp(key): offset for key, offset in positions.items()}
 
     def _assigned(self, partitions: list[TopicPartition]) -> None:
+        if self.on_assign is not None:
+            seeks = self.on_assign([f"{tp.topic}:{tp.partition}" for tp in partitions])
+            self._seek.update({_tp(k): v for k, v in seeks.items()})
         for tp in partitions:
             offset = self._seek.get(tp)
             if offset is not None:
@@ -109,6 +116,24 @@ class KafkaSource:
                     partition=tp.partition,
                     offset=offset,
                 )
+
+    def _revoked(self, partitions: list[TopicPartition]) -> None:
+        if self.on_revoke is None or not partitions:
+            return
+        try:
+            offsets = self.on_revoke([f"{tp.topic}:{tp.partition}" for tp in partitions])
+        except KafkaError as exc:  # the next owner resumes from the last saved checkpoint
+            log.warning("checkpoint on revoke failed", error=type(exc).__name__)
+            offsets = {}
+        for tp in partitions:
+            self._seek.pop(tp, None)
+        if offsets:
+            try:
+                self._consumer.commit(
+                    {_tp(k): OffsetAndMetadata(v, "", -1) for k, v in offsets.items()}
+                )
+            except KafkaError as exc:  # the next owner then reads from the older commit
+                log.warning("commit on revoke failed", error=type(exc).__name__)
 
     def commit_positions(self, positions: dict[str, int]) -> None:
         """Commit checkpointed offsets (``"topic:partition"`` -> next) of the owned partitions."""
@@ -164,7 +189,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.source = source
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        return None
+        self.source._revoked(revoked)
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.source._assigned(assigned)

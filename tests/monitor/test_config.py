@@ -511,3 +511,13 @@ def test_webhook_secret_from_env_or_file_is_hidden(
         alerting={"webhook_url": "https://h.example", "webhook_secret_file": secret_file(tmp_path)},
     )
     assert from_file.alerting.secret() == SECRET.encode()
+
+
+def test_changelog_needs_a_shared_secret_and_excludes_a_state_file() -> None:
+    text = config_error(policy="p.yaml", state={"changelog_topic": "shiftwatch.state"})
+    assert "SHIFTWATCH_STATE__CHANGELOG_SECRET" in text
+    text = config_error(
+        policy="p.yaml",
+        state={"changelog_topic": "t", "changelog_secret": "s", "path": "/tmp/x.sqlite3"},
+    )
+    assert "not both" in text
