@@ -116,8 +116,11 @@ class Service:
                 if not batch:
                     cp = self.checkpointer
                     if cp is not None and cp.dirty and cp.due:  # idle: save what is pending
-                        cp.save()
-                        self.source.commit_positions(cp.positions)
+                        try:
+                            cp.save()
+                            self.source.commit_positions(cp.positions)
+                        except KafkaError as exc:  # retried at the next idle poll
+                            log.warning("checkpoint failed", error=type(exc).__name__)
                     continue
                 # Process the whole batch, then commit: a crash in between replays it.
                 result = self.pipeline.process(batch)
@@ -133,11 +136,11 @@ class Service:
                     self.on_batch(result)
             if self.checkpointer is not None:
                 # A clean stop: everything processed is checkpointed and committed.
-                self.checkpointer.save()
                 try:
+                    self.checkpointer.save()
                     self.source.commit_positions(self.checkpointer.positions)
-                except KafkaError as exc:
-                    log.warning("final commit failed", error=type(exc).__name__)
+                except KafkaError as exc:  # a restart resumes from the last checkpoint
+                    log.warning("final checkpoint failed", error=type(exc).__name__)
         finally:
             self.running = False
             started = time.monotonic()
