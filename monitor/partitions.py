@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 
 import structlog
+from kafka.errors import KafkaError
 
 from monitor.alerts import AlertSink
 from monitor.changelog import KafkaChangelog
@@ -96,7 +97,11 @@ class PartitionedPipeline:
     # -- rebalances (called inside the consumer's poll, on the service thread) -----------
     def assigned(self, tps: list[str]) -> dict[str, int]:
         """Restore the newly assigned partitions; the offsets to seek them to."""
-        checkpoints = self.changelog.load([self._key(tp) for tp in tps])
+        try:
+            checkpoints = self.changelog.load([self._key(tp) for tp in tps])
+        except KafkaError as exc:  # no changelog to read: fresh detectors, not a dead consumer
+            log.error("changelog unreadable; partitions start afresh", error=str(exc)[:200])
+            checkpoints = {}
         seeks: dict[str, int] = {}
         for tp in tps:
             part = self._new()
