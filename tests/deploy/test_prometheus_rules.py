@@ -3,9 +3,7 @@ their runbook links, and the Argo Rollouts and Flagger manifests' decisions."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,6 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.servers import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -111,13 +111,7 @@ def runbook_anchors(markdown: str) -> set[str]:
 @pytest.fixture(scope="module")
 def promtool() -> str:
     """The real promtool (Debian package ``prometheus``); missing fails in CI, skips elsewhere."""
-    path = shutil.which("promtool")
-    if path is None:
-        message = "promtool not found: install the Debian package 'prometheus'"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require_binary("promtool")
 
 
 def _run_promtool(promtool: str, *args: str | Path) -> subprocess.CompletedProcess[str]:

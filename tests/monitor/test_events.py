@@ -735,20 +735,29 @@ def check_result(result: object) -> None:
         assert isinstance(result, InferenceEvent | ActionEvent | OutcomeEvent)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=512))
 def test_decode_never_raises_on_arbitrary_bytes(raw: bytes) -> None:
     """Any byte string decodes to an event or a rejection, never an exception."""
     check_result(decode(raw))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(JSON_VALUES)
 def test_decode_never_raises_on_arbitrary_json(value: object) -> None:
-    """Any JSON value, including NaN and Infinity tokens, decodes to an event or a rejection."""
+    """Any JSON value, including NaN and Infinity tokens, decodes to an event or a rejection.
+
+    A value that is not an object is ``not_object``; an object without ``kind``
+    (and not a CloudEvents envelope) is ``missing_field``.
+    """
     text = json.dumps(value, allow_nan=True)
-    check_result(decode(text))
-    check_result(decode(text.encode()))
+    for raw in (text, text.encode()):
+        result = decode(raw)
+        check_result(result)
+        if not isinstance(value, dict):
+            assert isinstance(result, Rejection) and result.code == "not_object"
+        elif "kind" not in value and "specversion" not in value:
+            assert isinstance(result, Rejection) and result.code == "missing_field"
 
 
 @settings(max_examples=300, deadline=None)
