@@ -28,7 +28,6 @@ from detectors import (
     RateShiftDetector,
     detector_arl0,
 )
-from detectors.distribution import distance
 from detectors.rate import Family
 from monitor.alerts import RUNBOOK_URL, AlertRecord, alert_id
 from monitor.binning import Binner, latency_bin, score_bin
@@ -81,8 +80,14 @@ class CheckStatus:
     recovery: RateRecovery | DistributionRecovery | None = None
 
     @property
-    def fired(self) -> bool:
-        return self.firing is not None
+    def observed_reference(self) -> tuple[float, float]:
+        """The candidate's observed value and the baseline's reference value (nan if unknown)."""
+        det = self.detector
+        if isinstance(det, RateShiftDetector):
+            return det.observed_rate, det.reference_rate
+        if isinstance(det, DistributionShiftDetector):
+            return det.observed_distance, 0.0
+        return (1.0 if det.drift_detected else 0.0), 0.0  # novel_tool: seen or not
 
     @property
     def state(self) -> str:
@@ -162,9 +167,6 @@ class ModelMonitor:
         state = self.__dict__.copy()
         state["_clock"] = None
         return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
 
     def set_clock(self, clock: Clock) -> None:
         self._clock = clock
@@ -340,19 +342,10 @@ class ModelMonitor:
         """The resolved record of the firing alert; a fresh detector starts the next episode."""
         firing = status.firing
         assert firing is not None  # only called while firing
-        det = status.detector
-        evidence = dict(firing.evidence)
         recovery = status.recovery
-        if isinstance(recovery, RateRecovery):
-            evidence["since_breach"] = {"count": recovery.count, "exposure": recovery.exposure}
-            observed = recovery.count / recovery.exposure if recovery.exposure else None
-        elif isinstance(recovery, DistributionRecovery) and isinstance(
-            det, DistributionShiftDetector
-        ):
-            evidence["since_breach"] = {"exposure": float(recovery.hist.sum())}
-            observed = distance(det.distance, recovery.hist, det.reference_counts.astype(float))
-        else:
-            observed = firing.observed
+        assert recovery is not None  # resolved only by a recovery test
+        observed, since_breach = recovery.summary(status.detector)
+        evidence = {**firing.evidence, "since_breach": since_breach}
         resolved = firing.model_copy(
             update={
                 "status": "resolved",
@@ -457,22 +450,18 @@ class ModelMonitor:
             "statistic": det.statistic,
             "threshold": det.threshold,
         }
-        observed: float | None
-        reference: float | None
+        observed, reference = status.observed_reference
         if isinstance(det, DistributionShiftDetector):
-            observed, reference = det.observed_distance, 0.0
             evidence["distance"] = det.distance
             evidence["events_seen"] = {
                 "baseline": det.reference_exposure,
                 "candidate": det.exposure,
             }
         elif isinstance(det, NovelToolDetector):
-            observed, reference = 1.0, 0.0
             evidence["tool"] = det.novel_tool
             evidence["baseline_rate_upper_95"] = det.upper_rate
             evidence["events_seen"] = {"baseline": det.statistic, "candidate": det.observations}
         else:
-            observed, reference = det.observed_rate, det.reference_rate
             evidence["detector_arl0"] = self.detector_arl0
             evidence["events_seen"] = {
                 "baseline": det.reference_exposure,

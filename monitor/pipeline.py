@@ -23,7 +23,7 @@ from monitor.metrics import CHECK_STATES, Metrics
 from monitor.policy import Policy
 from monitor.router import Deduper, JoinTable
 from monitor.state import policy_digest
-from monitor.verdict import VerdictBoard, observed_reference
+from monitor.verdict import VerdictBoard
 
 __all__ = ["BatchResult", "Ledger", "Pipeline", "PipelineLimits"]
 
@@ -267,7 +267,7 @@ class Pipeline:
                 status.check.name,
                 segment_label(status.stream),
             )
-            observed, reference = observed_reference(status)
+            observed, reference = status.observed_reference
             m.check_state.labels(*labels).set(CHECK_STATES[status.state])
             m.check_statistic.labels(*labels).set(status.detector.statistic)
             m.check_threshold.labels(*labels).set(status.detector.threshold)

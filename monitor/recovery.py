@@ -66,6 +66,11 @@ class RateRecovery:
         if isinstance(det, RateShiftDetector) and self._score(det, outside=True):
             self.count = self.exposure = 0.0
 
+    def summary(self, det: object) -> tuple[float | None, dict[str, float]]:
+        """The rate since the breach, and the counts behind it (for the resolved record)."""
+        rate = self.count / self.exposure if self.exposure else None
+        return rate, {"count": self.count, "exposure": self.exposure}
+
     def cleared(self, det: object) -> bool:
         """Whether the counts since the breach put the rate inside its tolerance, confidently."""
         if not isinstance(det, RateShiftDetector) or self.exposure < det.min_observations:
@@ -104,6 +109,11 @@ class DistributionRecovery:
         if isinstance(det, DistributionShiftDetector) and self._bounds(det)[0] > det.max_distance:
             self.hist[:] = 0.0
 
+    def summary(self, det: object) -> tuple[float | None, dict[str, float]]:
+        """The distance since the breach, and the observations behind it."""
+        observed = self._distance(det) if isinstance(det, DistributionShiftDetector) else None
+        return observed, {"exposure": float(self.hist.sum())}
+
     def cleared(self, det: object) -> bool:
         """Whether an upper confidence bound on the distance since the breach is in tolerance."""
         if not isinstance(det, DistributionShiftDetector):
@@ -112,12 +122,15 @@ class DistributionRecovery:
             return False
         return self._bounds(det)[1] <= det.max_distance
 
+    def _distance(self, det: DistributionShiftDetector) -> float:
+        """The plug-in distance between the histogram since the breach and the baseline's."""
+        return distance(det.distance, self.hist, det.reference_counts.astype(np.float64))
+
     def _bounds(self, det: DistributionShiftDetector) -> tuple[float, float]:
         """(lower, upper) confidence bounds on the distance between the histograms."""
-        n, ref = int(self.hist.sum()), det.reference_counts
-        n_ref = int(ref.sum())
+        n, n_ref = int(self.hist.sum()), int(det.reference_exposure)
         if n == 0 or n_ref == 0:
             return -math.inf, math.inf
-        d = distance(det.distance, self.hist, ref.astype(np.float64))
+        d = self._distance(det)
         r = det.radius(n, ALPHA_RESOLVE) + det.radius(n_ref, ALPHA_RESOLVE)
         return d - r, d + r

@@ -18,31 +18,19 @@ import math
 import threading
 from typing import Any
 
-from detectors import DistributionShiftDetector, NovelToolDetector, RateShiftDetector
+from detectors import NovelToolDetector
 from monitor.checks import CheckStatus, ModelMonitor, segment_label
 
-__all__ = ["VerdictBoard", "check_view", "model_verdict", "observed_reference"]
+__all__ = ["VerdictBoard", "check_view", "model_verdict"]
 
 
 def _num(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def observed_reference(status: CheckStatus) -> tuple[float, float]:
-    """The candidate's observed value and the baseline's reference value (nan if unknown)."""
-    det = status.detector
-    if isinstance(det, RateShiftDetector):
-        return det.observed_rate, det.reference_rate
-    if isinstance(det, DistributionShiftDetector):
-        return det.observed_distance, 0.0
-    if isinstance(det, NovelToolDetector):
-        return (1.0 if det.drift_detected else 0.0), 0.0
-    return math.nan, math.nan
-
-
 def check_view(status: CheckStatus) -> dict[str, Any]:
     """One check on one stream, as the verdict's JSON shows it."""
-    observed, reference = observed_reference(status)
+    observed, reference = status.observed_reference
     det = status.detector
     view: dict[str, Any] = {
         "check": status.check.name,
