@@ -12,13 +12,12 @@ import structlog
 
 from monitor.alerts import AlertSink, JsonlAlertSink, LogAlertSink
 from monitor.events import Rejection
-from monitor.jsonl import truncate
 from monitor.messages import JsonlDeadLetterSink, Message
 from monitor.metrics import Metrics
 from monitor.pipeline import Ledger, Pipeline, PipelineLimits
 from monitor.policy import Policy
 from monitor.sources.file import iter_file_positions
-from monitor.state import Checkpoint, SqliteStateStore
+from monitor.state import Checkpointer, SqliteStateStore, restore_outputs
 
 __all__ = ["LogDeadLetterSink", "Progress", "replay"]
 
@@ -122,10 +121,7 @@ def replay(
         pipeline.restore(checkpoint.state)
         byte, line = checkpoint.positions["file"]
         start = (int(byte), int(line))
-        sizes: dict[str, int] = checkpoint.positions["outputs"]
-        for name, path in outputs.items():
-            if path is not None:
-                truncate(path, sizes.get(name, 0))
+        restore_outputs(checkpoint, {k: Path(v) if v else None for k, v in outputs.items()})
         log.info("resuming", events=str(events), line=start[1], state=str(state_dir))
     alerts_sink = JsonlAlertSink(alerts_out, append=resume) if alerts_out is not None else None
     if alerts_sink is not None:
@@ -138,42 +134,36 @@ def replay(
     total = os.path.getsize(events) if str(events) != "-" and Path(events).is_file() else None
     progress = Progress(total) if show_progress else None
 
-    def save(position: tuple[int, int], done: bool = False) -> None:
-        if store is None:
-            return
-        sizes = {
-            "alerts": alerts_sink.position() if alerts_sink is not None else 0,
-            "dead_letters": dead_sink.position() if dead_sink is not None else 0,
-        }
-        store.save(
-            Checkpoint(
-                policy=pipeline.policy_digest(),
-                state=pipeline.snapshot(),
-                positions={
-                    "events": str(events),
-                    "file": list(position),
-                    "outputs": sizes,
-                    "outputs_paths": outputs,
-                    "done": done,
-                },
-            )
+    files = {"alerts": alerts_sink, "dead_letters": dead_sink}
+    checkpointer = (
+        Checkpointer(
+            store,
+            pipeline,
+            checkpoint_seconds,
+            {name: sink for name, sink in files.items() if sink is not None},
         )
+        if store is not None
+        else None
+    )
+
+    def save(position: tuple[int, int], done: bool = False) -> None:
+        if checkpointer is not None:
+            where = {"events": str(events), "file": list(position), "outputs_paths": outputs}
+            checkpointer.save(**where, done=done)
 
     position = start
-    last = time.monotonic()
     try:
         for batch, position in iter_file_positions(events, batch_size, start):
             pipeline.process(batch)
             if progress is not None:
                 progress.update(pipeline.ledger, position[0])
-            if store is not None and time.monotonic() - last >= checkpoint_seconds:
+            if checkpointer is not None and checkpointer.due:
                 save(position)
-                last = time.monotonic()
         save(position, done=True)
     finally:
         pipeline.close()
-        if store is not None:
-            store.close()
+        if checkpointer is not None:
+            checkpointer.close()
     if progress is not None:
         progress.update(pipeline.ledger, position[0], final=True)
     return pipeline.ledger

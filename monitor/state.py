@@ -173,14 +173,15 @@ class Checkpointer:
     def due(self) -> bool:
         return time.monotonic() - self._last >= self.every_seconds
 
-    def save(self) -> None:
-        """Write the checkpoint: pipeline state, offsets, output sizes, in one transaction."""
+    def save(self, **extra: object) -> None:
+        """Write the checkpoint: pipeline state, offsets, output sizes (and ``extra``
+        positions, such as a replay's place in its file), in one transaction."""
         sizes = {name: sink.position() for name, sink in self.outputs.items()}
         self.store.save(
             Checkpoint(
                 policy=self.pipeline.policy_digest(),
                 state=self.pipeline.snapshot(),
-                positions={"kafka": dict(self.positions), "outputs": sizes},
+                positions={"kafka": dict(self.positions), "outputs": sizes, **extra},
             )
         )
         self._last = time.monotonic()
