@@ -28,6 +28,21 @@ __all__ = [
 ENV_PREFIX = "SHIFTWATCH_"
 
 
+def _check_files(settings: BaseModel, *names: str) -> None:
+    """Refuse a configured path that is not a readable file, naming its field."""
+    for name in names:
+        path = getattr(settings, name)
+        if path is not None and not path.is_file():
+            raise ValueError(f"{name} {path} is not a readable file")
+
+
+def _secret(value: SecretStr | None, file: Path | None) -> str | None:
+    """A secret from its file (preferred) or its environment variable; None if neither."""
+    if file is not None:
+        return file.read_text(encoding="utf-8").strip()
+    return value.get_secret_value() if value is not None else None
+
+
 class KafkaSettings(BaseModel):
     """Where events come from, and how to connect."""
 
@@ -89,16 +104,14 @@ class KafkaSettings(BaseModel):
                 "sasl_mechanism OAUTHBEARER needs kafka.sasl_oauth_token_file (a file holding the "
                 f"bearer token) or {ENV_PREFIX}KAFKA__SASL_OAUTH_TOKEN_FILE"
             )
-        if self.sasl_oauth_token_file is not None and not self.sasl_oauth_token_file.is_file():
-            raise ValueError(
-                f"sasl_oauth_token_file {self.sasl_oauth_token_file} is not a readable file"
-            )
-        if self.sasl_password_file is not None and not self.sasl_password_file.is_file():
-            raise ValueError(f"sasl_password_file {self.sasl_password_file} is not a readable file")
-        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-            path = getattr(self, name)
-            if path is not None and not path.is_file():
-                raise ValueError(f"{name} {path} is not a readable file")
+        _check_files(
+            self,
+            "sasl_oauth_token_file",
+            "sasl_password_file",
+            "ssl_cafile",
+            "ssl_certfile",
+            "ssl_keyfile",
+        )
         return self
 
     def client_config(self) -> dict[str, Any]:
@@ -121,9 +134,7 @@ class KafkaSettings(BaseModel):
             cfg["sasl_mechanism"] = self.sasl_mechanism
             if self.sasl_username is not None:
                 cfg["sasl_plain_username"] = self.sasl_username
-            password = self.sasl_password.get_secret_value() if self.sasl_password else None
-            if self.sasl_password_file is not None:
-                password = self.sasl_password_file.read_text(encoding="utf-8").strip()
+            password = _secret(self.sasl_password, self.sasl_password_file)
             if password is not None:
                 cfg["sasl_plain_password"] = password
             if self.sasl_oauth_token_file is not None:
@@ -175,19 +186,12 @@ class AlertingSettings(BaseModel):
                 "webhook_url needs a signing secret: set "
                 f"{ENV_PREFIX}ALERTING__WEBHOOK_SECRET or alerting.webhook_secret_file"
             )
-        if self.webhook_secret_file is not None and not self.webhook_secret_file.is_file():
-            raise ValueError(
-                f"webhook_secret_file {self.webhook_secret_file} is not a readable file"
-            )
+        _check_files(self, "webhook_secret_file")
         return self
 
     def secret(self) -> bytes:
         """The webhook's signing secret (from the environment or the file)."""
-        if self.webhook_secret_file is not None:
-            return self.webhook_secret_file.read_text(encoding="utf-8").strip().encode()
-        if self.webhook_secret is not None:
-            return self.webhook_secret.get_secret_value().encode()
-        return b""
+        return (_secret(self.webhook_secret, self.webhook_secret_file) or "").encode()
 
 
 class StateSettings(BaseModel):
@@ -219,17 +223,12 @@ class StateSettings(BaseModel):
                 "state.changelog_topic needs a signing secret shared by the replicas: set "
                 f"{ENV_PREFIX}STATE__CHANGELOG_SECRET or state.changelog_secret_file"
             )
-        if self.changelog_secret_file is not None and not self.changelog_secret_file.is_file():
-            raise ValueError(
-                f"changelog_secret_file {self.changelog_secret_file} is not a readable file"
-            )
+        _check_files(self, "changelog_secret_file")
         return self
 
     def secret(self) -> bytes:
         """The changelog's signing secret."""
-        if self.changelog_secret_file is not None:
-            return self.changelog_secret_file.read_text(encoding="utf-8").strip().encode()
-        return self.changelog_secret.get_secret_value().encode() if self.changelog_secret else b""
+        return (_secret(self.changelog_secret, self.changelog_secret_file) or "").encode()
 
 
 class Settings(BaseSettings):
