@@ -36,13 +36,6 @@ __all__ = ["PartitionedPipeline"]
 log = structlog.get_logger("shiftwatch.partitions")
 
 
-def _add(total: Ledger, part: Ledger) -> None:
-    for name in ("consumed", "processed", "dead_lettered", "duplicates", "unjoined"):
-        setattr(total, name, getattr(total, name) + getattr(part, name))
-    total.unmonitored += part.unmonitored
-    total.alerts += part.alerts
-
-
 class PartitionedPipeline:
     """Routes each message to its partition's pipeline; checkpoints each to the changelog."""
 
@@ -128,7 +121,7 @@ class PartitionedPipeline:
             if tp in self.positions:
                 offsets[tp] = self.positions.pop(tp)
             part.release()
-            _add(self._retired, part.ledger)
+            self._retired.add(part.ledger)
         return offsets
 
     # -- processing ------------------------------------------------------------------------
@@ -156,9 +149,9 @@ class PartitionedPipeline:
     @property
     def ledger(self) -> Ledger:
         total = Ledger()
-        _add(total, self._retired)
+        total.add(self._retired)
         for part in self.parts.values():
-            _add(total, part.ledger)
+            total.add(part.ledger)
         return total
 
     # -- the checkpointer interface of the service -------------------------------------------

@@ -11,7 +11,7 @@ import pickle
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import structlog
 
@@ -59,6 +59,17 @@ class Ledger:
 
     def balanced(self) -> bool:
         return self.consumed == self.processed + self.dead_lettered + self.duplicates
+
+    def add(self, other: Ledger) -> None:
+        """Add another ledger's totals (e.g. of another partition's pipeline).
+
+        >>> total = Ledger(consumed=2, processed=2)
+        >>> total.add(Ledger(consumed=1, duplicates=1, alerts=1))
+        >>> total.consumed, total.duplicates, total.alerts, total.balanced()
+        (3, 1, 1, True)
+        """
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 @dataclass(slots=True)
