@@ -224,10 +224,7 @@ class RateShiftDetector(Detector):
         """Per-arm thresholds for ``arl0`` at the current boundaries (called once)."""
         k = len(self.shifts)
         out = np.full(2 * k, np.inf)
-        if self.h is not None:
-            out[:] = self.h
-            return out
-        if self.arl0 is None:  # unreachable: __init__ requires h or arl0
+        if self.arl0 is None:  # unreachable: with h the thresholds are set in __init__
             raise ValueError("no threshold h and no arl0 to calibrate one")
         sides: list[tuple[float, Direction, slice]] = []
         if up is not None:

@@ -19,6 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
 from monitor.alerts import AlertRecord, JsonlAlertSink
 from monitor.config import KafkaSettings
 
@@ -230,16 +233,12 @@ class KafkaDelivery:
     name = "kafka"
 
     def __init__(self, settings: KafkaSettings, topic: str, *, timeout: float = 30.0) -> None:
-        from kafka import KafkaProducer
-
         self.topic = topic
         self.resend_seconds: float | None = None
         self.timeout = timeout
         self._producer = KafkaProducer(**settings.client_config(), acks="all", linger_ms=0)
 
     def deliver(self, alert: AlertRecord) -> None:
-        from kafka.errors import KafkaError
-
         headers = [("alert_id", alert.alert_id.encode()), ("status", alert.status.encode())]
         try:
             future = self._producer.send(

@@ -28,7 +28,7 @@ from monitor.messages import DeadLetterSink, Message
 from monitor.metrics import Metrics
 from monitor.pipeline import BatchResult, Ledger, Pipeline, PipelineLimits
 from monitor.policy import Policy
-from monitor.state import Checkpoint
+from monitor.state import Checkpoint, policy_digest
 from monitor.verdict import VerdictBoard
 
 __all__ = ["PartitionedPipeline"]
@@ -65,7 +65,7 @@ class PartitionedPipeline:
         self._dirty: set[str] = set()
         self._retired = Ledger()
         self._last = time.monotonic()
-        self._digest = self._new().policy_digest()
+        self._digest = policy_digest(policy)
 
     def _new(self) -> Pipeline:
         return Pipeline(

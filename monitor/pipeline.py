@@ -294,7 +294,7 @@ class Pipeline:
     # -- checkpoints (monitor.state) ---------------------------------------------------
     def policy_digest(self) -> str:
         """Identifies the policy a checkpoint was taken under."""
-        return policy_digest(self.policy.model_dump_json())
+        return policy_digest(self.policy)
 
     def snapshot(self) -> bytes:
         """The routing and detector state, pickled (between batches only)."""

@@ -92,8 +92,12 @@ class Service:
         if cp.due or alerted:
             # After a batch that raised alerts, at once: a restart (or the partition's
             # next owner) then does not raise them again.
-            cp.save()
-            self.source.commit_positions(cp.positions)
+            self._checkpoint(cp)
+
+    def _checkpoint(self, cp: CheckpointLike) -> None:
+        """Save the state, then commit the offsets it was taken at (never the other way)."""
+        cp.save()
+        self.source.commit_positions(cp.positions)
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; always close the source and flush the sinks."""
@@ -117,8 +121,7 @@ class Service:
                     cp = self.checkpointer
                     if cp is not None and cp.dirty and cp.due:  # idle: save what is pending
                         try:
-                            cp.save()
-                            self.source.commit_positions(cp.positions)
+                            self._checkpoint(cp)
                         except KafkaError as exc:  # retried at the next idle poll
                             log.warning("checkpoint failed", error=type(exc).__name__)
                     continue
@@ -137,8 +140,7 @@ class Service:
             if self.checkpointer is not None:
                 # A clean stop: everything processed is checkpointed and committed.
                 try:
-                    self.checkpointer.save()
-                    self.source.commit_positions(self.checkpointer.positions)
+                    self._checkpoint(self.checkpointer)
                 except KafkaError as exc:  # a restart resumes from the last checkpoint
                     log.warning("final checkpoint failed", error=type(exc).__name__)
         finally:

@@ -33,6 +33,7 @@ import structlog
 
 from monitor.jsonl import truncate
 from monitor.messages import Message
+from monitor.policy import Policy
 
 if TYPE_CHECKING:
     from monitor.pipeline import Pipeline
@@ -65,9 +66,9 @@ CREATE TABLE IF NOT EXISTS checkpoint (
 """
 
 
-def policy_digest(policy_json: str) -> str:
+def policy_digest(policy: Policy) -> str:
     """A short digest of the policy a checkpoint was written under."""
-    return hashlib.sha256(policy_json.encode()).hexdigest()[:16]
+    return hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:16]
 
 
 @dataclass
