@@ -284,12 +284,9 @@ class Pipeline:
             m.check_threshold.labels(*labels).set(status.detector.threshold)
             m.check_observed.labels(*labels).set(observed)
             m.check_reference.labels(*labels).set(reference)
-        if versions:
-            self.verdicts.publish(monitor, versions)
-            for version in versions:
-                failing = self.verdicts.get(monitor.policy.name, version)
-                fail = failing is not None and failing["verdict"] == "fail"
-                m.rollback_required.labels(monitor.policy.name, version).set(int(fail))
+        for version, verdict in self.verdicts.publish(monitor, versions).items():
+            fail = verdict["verdict"] == "fail"
+            m.rollback_required.labels(monitor.policy.name, version).set(int(fail))
 
     # -- checkpoints (monitor.state) ---------------------------------------------------
     def policy_digest(self) -> str:

@@ -104,10 +104,14 @@ class VerdictBoard:
         self._lock = threading.Lock()
         self._verdicts: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def publish(self, monitor: ModelMonitor, versions: set[str] | list[str]) -> None:
-        fresh = {(monitor.policy.name, v): model_verdict(monitor, v) for v in versions}
+    def publish(
+        self, monitor: ModelMonitor, versions: set[str] | list[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Compute and publish the verdicts of ``versions``; they are returned by version."""
+        fresh = {v: model_verdict(monitor, v) for v in versions}
         with self._lock:
-            self._verdicts.update(fresh)
+            self._verdicts.update({(monitor.policy.name, v): d for v, d in fresh.items()})
+        return fresh
 
     def remove(self, model: str, version: str) -> None:
         with self._lock:

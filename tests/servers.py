@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 
 from monitor.broker import free_port
 
-__all__ = ["Alertmanager", "Prometheus", "get_json", "require_binary"]
+__all__ = ["Alertmanager", "Prometheus", "get_json", "require_binary", "wait_until"]
 
 
 def require_binary(*names: str) -> str:
@@ -35,6 +36,15 @@ def require_binary(*names: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.1) -> None:
+    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(interval)
 
 
 def get_json(url: str, timeout: float = 5.0) -> Any:

@@ -9,7 +9,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +41,7 @@ from monitor.policy import load_policy
 from monitor.replay import LogDeadLetterSink
 from tests.conftest import DEMO_POLICY, REPO
 from tests.servers import Alertmanager, Prometheus, get_json
+from tests.servers import wait_until as _wait
 
 SECRET = b"test-secret-0123456789"
 
@@ -108,14 +109,6 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
-
-
-def _wait(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 # -- the signed webhook ---------------------------------------------------------------------

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import pytest
 from monitor.broker import EmbeddedBroker, create_topics, free_port
 from monitor.demo.simulator import Scenario, TrafficSimulator
 from tests.conftest import DEMO_POLICY, FAST_GROUP, committed_total, produce
+from tests.servers import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -83,11 +83,8 @@ class Monitor:
 
 
 def _wait(predicate: Callable[[], bool], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.2)
+    """:func:`tests.servers.wait_until` with the patience a Kafka group needs."""
+    wait_until(predicate, timeout, interval=0.2)
 
 
 def _comparable(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
