@@ -65,6 +65,7 @@ class PartitionedPipeline:
         self._dirty: set[str] = set()
         self._retired = Ledger()
         self._last = time.monotonic()
+        self._closed = False
         self._digest = policy_digest(policy)
 
     def _new(self) -> Pipeline:
@@ -186,7 +187,11 @@ class PartitionedPipeline:
         self._dirty.discard(tp)
 
     def close(self) -> None:
-        """Flush and close the shared sinks (once), and the changelog."""
+        """Flush and close the shared sinks and the changelog (once: it is pipeline and
+        checkpointer of the service both, and closed as each)."""
+        if self._closed:
+            return
+        self._closed = True
         self.dead_letters.close()
         for sink in self.alert_sinks:
             sink.close()

@@ -150,8 +150,7 @@ class Service:
                 self.source.close()
             finally:
                 self.pipeline.close()
-                # A partitioned pipeline is its own checkpointer: closed once, above.
-                if self.checkpointer is not None and id(self.checkpointer) != id(self.pipeline):
+                if self.checkpointer is not None:
                     self.checkpointer.close()
             ledger = self.pipeline.ledger
             log.info(
