@@ -33,6 +33,7 @@ REQUIRED_ALERTS = {
     "ShiftwatchNotConsuming",
     "ShiftwatchConsumerLagHigh",
     "ShiftwatchDeadLetterRateHigh",
+    "ShiftwatchEventsLate",
     "ShiftwatchAlertDeliveryFailing",
     "ShiftwatchDown",
 }
