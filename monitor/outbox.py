@@ -3,10 +3,11 @@
 The pipeline hands each alert record to :meth:`Outbox.emit`, which stores one
 row per delivery in a SQLite file; :meth:`Outbox.flush` commits them (before
 the pipeline commits its Kafka offsets) and wakes the delivery thread. That
-thread delivers the rows of each sink in order, marks each acknowledged one,
-and on failure retries the sink with exponential backoff (1 s doubling to
-``max_backoff``), so a receiver that is down for minutes loses nothing, and
-neither does a restart: undelivered rows are picked up by the next process.
+thread runs delivery passes (:meth:`Outbox.pump`): each delivers the due rows
+of each sink in order, marks each acknowledged one, and on failure retries the
+sink with exponential backoff (1 s doubling to ``max_backoff``), so a receiver
+that is down for minutes loses nothing, and neither does a restart:
+undelivered rows are picked up by the next process.
 
 A row's key is ``(alert_id:status, sink)``: emitting the same record again,
 after a retry or a restart that re-detects the same breach, is a no-op, so no
@@ -17,6 +18,10 @@ firing by the previous process is re-sent for ``restart_grace`` seconds only,
 unless the new process detects the same breach again (and emits the same
 record) in that time; otherwise Alertmanager lets it expire, instead of it
 firing forever for a breach nobody tracks any more.
+
+Every due time is read from ``clock`` (``time.time`` by default). A test can
+pass a fake clock, skip :meth:`Outbox.start` and call :meth:`Outbox.pump`
+itself, stepping the clock between passes instead of waiting.
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ class Outbox:
         self._clock = clock
         self._started = clock()
         self._lock = threading.Lock()
+        self._pass_lock = threading.Lock()  # one delivery pass at a time
         self._confirmed: set[str] = set()  # alert ids this process has emitted firing
         self._conn = _connect(self.path)  # the pipeline thread's connection
         self._conn.executescript(_SCHEMA)
@@ -166,14 +172,33 @@ class Outbox:
         finally:
             conn.close()
 
+    def pump(self) -> float:
+        """One delivery pass on the calling thread; seconds (by ``clock``) until the next is due.
+
+        Delivers each sink's due rows in order, re-sends the firing alerts that are
+        due, and updates the gauges; returns ``inf`` when nothing is waiting. Only
+        committed rows (see :meth:`flush`) are seen. The delivery thread runs the same
+        passes; passes never overlap.
+        """
+        conn = _connect(self.path)
+        try:
+            return self._pass(conn)
+        finally:
+            conn.close()
+
+    def _pass(self, conn: sqlite3.Connection) -> float:
+        with self._pass_lock:
+            wait = self._deliver_due(conn)
+            wait = min(wait, self._resend_due(conn))
+            self._update_gauges(conn)
+            return wait
+
     def _run(self) -> None:
         conn = _connect(self.path)
         try:
             while True:
                 stopping = self._stop.is_set()
-                wait = self.deliver_due(conn)
-                wait = min(wait, self._resend_due(conn))
-                self._update_gauges(conn)
+                wait = self._pass(conn)
                 if stopping:
                     return
                 self._wake.wait(timeout=max(0.05, min(wait, 1.0)))
@@ -183,8 +208,8 @@ class Outbox:
         finally:
             conn.close()
 
-    def deliver_due(self, conn: sqlite3.Connection) -> float:
-        """One round: deliver each sink's due rows in order; seconds until the next is due."""
+    def _deliver_due(self, conn: sqlite3.Connection) -> float:
+        """Deliver each sink's due rows in order; seconds until the next is due."""
         now = self._clock()
         rows = conn.execute(
             "SELECT rowid, key, sink, status, alert_id, payload, attempts, next_at FROM outbox"

@@ -9,7 +9,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -143,6 +143,31 @@ def test_webhook_refusal_is_a_delivery_error(receiver: Receiver) -> None:
 # -- the outbox ------------------------------------------------------------------------------
 
 
+class FakeClock:
+    """The outbox's clock, moved only by the test."""
+
+    def __init__(self, now: float = 1_795_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _pump_until(
+    outbox: Outbox, clock: FakeClock, done: Callable[[], bool], passes: int = 30
+) -> list[float]:
+    """Delivery passes, the clock moved to each next due time, until ``done()``; the waits."""
+    waits = [outbox.pump()]
+    while not done():
+        assert len(waits) < passes and waits[-1] < float("inf"), waits
+        clock.advance(waits[-1])
+        waits.append(outbox.pump())
+    return waits
+
+
 class Flaky:
     """A delivery that fails its first ``failures`` calls, then records what it gets."""
 
@@ -167,14 +192,18 @@ def test_outbox_retries_until_acknowledged_and_keeps_order(tmp_path: Path) -> No
     """A receiver down for three attempts gets firing then resolved, once each."""
     metrics = Metrics()
     flaky = Flaky(failures=3)
-    outbox = Outbox(tmp_path / "o.db", [flaky], metrics, max_backoff=0.2)
-    outbox.start()
+    clock = FakeClock()
+    outbox = Outbox(tmp_path / "o.db", [flaky], metrics, clock=clock)
     outbox.emit(_record())
     outbox.emit(_record("resolved"))
     outbox.flush()
-    _wait(lambda: len(flaky.got) == 2)
+    waits = _pump_until(outbox, clock, lambda: len(flaky.got) == 2)
     outbox.close()
     assert flaky.got == [_record().key, _record("resolved").key]
+    # Retried after 1 s, 2 s, 4 s (each +-10% jitter); then both records in one pass.
+    assert len(waits) == 4 and waits[3] == float("inf"), waits
+    for wait, backoff in zip(waits, (1.0, 2.0, 4.0), strict=False):
+        assert 0.9 * backoff <= wait <= 1.1 * backoff, waits
     errors = metrics.registry.get_sample_value(
         "shiftwatch_alert_deliveries_total", {"sink": "flaky", "result": "error"}
     )
@@ -186,31 +215,58 @@ def test_outbox_retries_until_acknowledged_and_keeps_order(tmp_path: Path) -> No
     assert pending == 0.0
 
 
+def test_outbox_backoff_doubles_up_to_max_backoff_and_waits_for_it(tmp_path: Path) -> None:
+    """Retries wait 1 s doubling to max_backoff (60 s); a pass before a retry is due sends
+    nothing."""
+    flaky = Flaky(failures=9)
+    clock = FakeClock()
+    outbox = Outbox(tmp_path / "o.db", [flaky], clock=clock)
+    outbox.emit(_record())
+    outbox.flush()
+    waits = _pump_until(outbox, clock, lambda: flaky.failures == 0)
+    expected = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+    assert len(waits) == len(expected), waits
+    for wait, backoff in zip(waits, expected, strict=True):
+        assert 0.9 * backoff <= wait <= 1.1 * backoff, waits
+    clock.advance(waits[-1] - 0.5)
+    rest = outbox.pump()
+    assert rest == pytest.approx(0.5)
+    assert flaky.got == [] and outbox.pending("flaky") == 1
+    clock.advance(rest)
+    assert outbox.pump() == float("inf")
+    assert flaky.got == [_record().key] and outbox.pending("flaky") == 0
+    outbox.close()
+
+
 def test_outbox_survives_a_restart_without_duplicates(tmp_path: Path) -> None:
     """Rows left undelivered are sent by the next process; a delivered record is never resent."""
     path = tmp_path / "o.db"
+    clock = FakeClock()
     down = Flaky(failures=10**6)
-    first = Outbox(path, [down], max_backoff=0.1)
+    first = Outbox(path, [down], clock=clock)
     first.emit(_record())
     first.flush()
-    first.close()  # never started: the row stays pending on disk
+    first.close()  # never pumped: the row stays pending on disk
     assert Outbox(path, [Flaky(0)]).pending("flaky") == 1
 
     up = Flaky(failures=0)
-    second = Outbox(path, [up]).start()
-    _wait(lambda: up.got == [_record().key])
+    second = Outbox(path, [up], clock=clock)
+    second.pump()
+    assert up.got == [_record().key]
     second.emit(_record())  # the same breach re-detected after the restart
     second.flush()
-    time.sleep(0.5)
+    for _ in range(3):  # passes now and after any backoff would have run out
+        second.pump()
+        clock.advance(120.0)
     second.close()
     assert up.got == [_record().key]
 
 
 class Resending(Flaky):
-    """A receiver that expires alerts unless re-sent (like Alertmanager)."""
+    """A receiver that expires alerts unless re-sent every minute (like Alertmanager)."""
 
     name = "resending"
-    resend_seconds: float | None = 0.1
+    resend_seconds: float | None = 60.0
 
     def __init__(self) -> None:
         super().__init__(failures=0)
@@ -220,23 +276,34 @@ class Resending(Flaky):
 def test_alert_left_firing_by_an_earlier_process_expires_unless_detected_again(
     tmp_path: Path, detected_again: bool
 ) -> None:
-    """After a restart, re-sending stops after the grace period unless the breach is seen again."""
+    """After a restart, re-sending stops after the grace hour unless the breach is seen again."""
     path = tmp_path / "o.db"
+    clock = FakeClock()
     first = Resending()
-    outbox = Outbox(path, [first]).start()
+    outbox = Outbox(path, [first], clock=clock)
     outbox.emit(_record())
     outbox.flush()
-    _wait(lambda: len(first.got) >= 2)  # delivered, then re-sent
+    assert outbox.pump() == 60.0
+    clock.advance(60.0)
+    outbox.pump()
     outbox.close()
+    assert len(first.got) >= 2  # delivered, then re-sent
+
+    def run_for(seconds: float) -> None:
+        """Pass after pass, a minute apart, as the delivery thread would."""
+        end = clock.now + seconds
+        while clock.now < end:
+            clock.advance(60.0)
+            outbox.pump()
 
     second = Resending()
-    outbox = Outbox(path, [second], restart_grace=0.5).start()
+    outbox = Outbox(path, [second], clock=clock)  # restart_grace: one hour
     if detected_again:
         outbox.emit(_record())  # the same breach, re-detected: a no-op for delivery
         outbox.flush()
-    time.sleep(1.0)
+    run_for(2 * 3600.0)
     during = len(second.got)
-    time.sleep(0.6)
+    run_for(3600.0)
     after = len(second.got)
     outbox.close()
     assert during >= 2  # re-sent during the grace period
@@ -289,21 +356,24 @@ def test_alert_fired_while_alertmanager_is_down_arrives_once(
     """Alertmanager stopped when the alert fires, started again: the outbox delivers it once."""
     alertmanager.stop()
     metrics = Metrics()
+    clock = FakeClock()
     outbox = Outbox(
-        tmp_path / "o.db", [AlertmanagerDelivery([alertmanager.url])], metrics, max_backoff=0.5
-    ).start()
+        tmp_path / "o.db", [AlertmanagerDelivery([alertmanager.url])], metrics, clock=clock
+    )
     outbox.emit(_record())
     outbox.flush()
     errors = {"sink": "alertmanager", "result": "error"}
-    _wait(
+    _pump_until(
+        outbox,
+        clock,
         lambda: (
             (metrics.registry.get_sample_value("shiftwatch_alert_deliveries_total", errors) or 0)
             >= 2
-        )
+        ),
     )
     assert outbox.pending("alertmanager") == 1
     alertmanager.start()
-    _wait(lambda: outbox.pending("alertmanager") == 0)
+    _pump_until(outbox, clock, lambda: outbox.pending("alertmanager") == 0)
     outbox.close()
     assert len(_ours(alertmanager, _record().alert_id)) == 1
 
