@@ -1,4 +1,4 @@
-"""The ``shiftwatch`` command: run, demo, replay, policy check."""
+"""The ``shiftwatch`` command: run, demo, replay, policy check, schema."""
 
 from __future__ import annotations
 
@@ -188,6 +188,24 @@ def _cmd_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_schema(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from monitor.schemas import SCHEMA_NAMES
+
+    p = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of the policy file, an event or an alert record",
+        description="The same schemas as docs/schemas/*.schema.json, built from this version.",
+    )
+    p.add_argument("name", choices=SCHEMA_NAMES, help="which contract: %(choices)s")
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from monitor.schemas import render
+
+    sys.stdout.write(render(args.name))
+    return 0
+
+
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
@@ -240,12 +258,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_replay(sub)
     _add_policy(sub)
+    _add_schema(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "demo": _cmd_demo, "replay": _cmd_replay, "policy": _cmd_policy}
+    handlers = {
+        "run": _cmd_run,
+        "demo": _cmd_demo,
+        "replay": _cmd_replay,
+        "policy": _cmd_policy,
+        "schema": _cmd_schema,
+    }
     return handlers[args.command](args)
 
 

@@ -32,7 +32,7 @@ Name = Annotated[
 
 
 class Metric(StrEnum):
-    """What a check compares between candidate and baseline (DESIGN.md, Policy)."""
+    """What a check compares between candidate and baseline (docs/policy.md, "Metrics")."""
 
     SCORE_DISTRIBUTION = "score_distribution"
     DECISION_RATE = "decision_rate"
@@ -238,7 +238,9 @@ class Policy(_Strict):
 
 _FIXES: dict[str, str] = {
     "missing": "add this field",
-    "extra_forbidden": "remove it, or check its spelling against DESIGN.md's policy format",
+    "extra_forbidden": (
+        "remove it, or check its spelling against docs/policy.md or `shiftwatch schema policy`"
+    ),
     "literal_error": "use one of the values listed",
     "enum": "use one of the values listed",
     "greater_than": "use a positive number",
