@@ -1,4 +1,4 @@
-"""The detector contract of STYLE.md, checked over every detector in the package."""
+"""The detector contract of ``detectors.base.Detector``, checked over every detector."""
 
 from __future__ import annotations
 

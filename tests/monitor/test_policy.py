@@ -1,4 +1,4 @@
-"""Tests of the policy file: the DESIGN.md example validates; every mistake is named with a fix."""
+"""Tests of the policy file: the reference example validates; every mistake is named with a fix."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from monitor.policy import (
     parse_policy,
 )
 
-#: The example policy of DESIGN.md ("Contracts", "Policy"), verbatim.
-DESIGN_POLICY = """\
+#: A reference policy: one model and seven checks, in the format of docs/policy.md.
+EXAMPLE_POLICY = """\
 version: 1
 models:
   - name: fraud-scorer
@@ -42,10 +42,10 @@ models:
       - {name: refund-tool, metric: action_rate, where: {action: tool_call, tool: refund.issue}, tolerance: {max_increase: 0.002}, action: rollback}
       - {name: tool-mix, metric: tool_distribution, tolerance: {max_distance: 0.05}, action: page}
       - {name: new-privileged-tool, metric: novel_tool, where: {privileged: true}, action: rollback}
-"""  # noqa: E501 - copied verbatim from DESIGN.md
+"""  # noqa: E501 - one check per line, as in the demo policy
 
 MODEL = "models[fraud-scorer]"
-#: Index of each check in DESIGN_POLICY.
+#: Index of each check in EXAMPLE_POLICY.
 CHECK = {
     "score-drift": 0,
     "fn-proxy": 1,
@@ -60,8 +60,8 @@ Raw = dict[str, Any]
 
 
 def raw_policy() -> Raw:
-    """A fresh, mutable copy of the DESIGN.md policy as parsed YAML."""
-    return copy.deepcopy(yaml.safe_load(DESIGN_POLICY))
+    """A fresh, mutable copy of the example policy as parsed YAML."""
+    return copy.deepcopy(yaml.safe_load(EXAMPLE_POLICY))
 
 
 def model_of(raw: Raw) -> Raw:
@@ -75,7 +75,7 @@ def check_of(raw: Raw, name: str) -> Raw:
 
 
 def problems_after(mutate: Callable[[Raw], None]) -> list[tuple[str, str, str]]:
-    """Apply ``mutate`` to the DESIGN.md policy, validate it and return the problems found."""
+    """Apply ``mutate`` to the example policy, validate it and return the problems found."""
     raw = raw_policy()
     mutate(raw)
     with pytest.raises(PolicyError) as info:
@@ -88,9 +88,9 @@ def problems_after(mutate: Callable[[Raw], None]) -> list[tuple[str, str, str]]:
 # --- the good policy ---------------------------------------------------------------------------
 
 
-def test_design_policy_validates_with_seven_checks() -> None:
-    """The full example of DESIGN.md is valid and has its seven checks in order."""
-    policy = parse_policy(yaml.safe_load(DESIGN_POLICY))
+def test_example_policy_validates_with_seven_checks() -> None:
+    """The full example policy is valid and has its seven checks in order."""
+    policy = parse_policy(yaml.safe_load(EXAMPLE_POLICY))
     assert isinstance(policy, Policy)
     assert policy.version == 1
     assert len(policy.models) == 1
@@ -99,9 +99,9 @@ def test_design_policy_validates_with_seven_checks() -> None:
     assert [c.name for c in model.checks] == list(CHECK)
 
 
-def test_design_policy_fields_are_read() -> None:
-    """Every field of the DESIGN.md example is read into the model policy."""
-    model = parse_policy(yaml.safe_load(DESIGN_POLICY)).models[0]
+def test_example_policy_fields_are_read() -> None:
+    """Every field of the example policy is read into the model policy."""
+    model = parse_policy(yaml.safe_load(EXAMPLE_POLICY)).models[0]
     assert model.name == "fraud-scorer"
     assert model.owner == "fraud-ml-oncall"
     assert model.baseline == "v7-fp32"
@@ -134,20 +134,20 @@ def test_design_policy_fields_are_read() -> None:
         ("new-privileged-tool", Metric.NOVEL_TOOL, {"privileged": True}, "rollback"),
     ],
 )
-def test_design_policy_checks_are_read(
+def test_example_policy_checks_are_read(
     name: str, metric: Metric, where: dict[str, Any], action: str
 ) -> None:
-    """Each check of the DESIGN.md example keeps its metric, filter and action."""
-    check = parse_policy(yaml.safe_load(DESIGN_POLICY)).models[0].checks[CHECK[name]]
+    """Each check of the example policy keeps its metric, filter and action."""
+    check = parse_policy(yaml.safe_load(EXAMPLE_POLICY)).models[0].checks[CHECK[name]]
     assert check.name == name
     assert check.metric is metric
     assert check.where == where
     assert check.action == action
 
 
-def test_design_policy_tolerances_are_read() -> None:
-    """Tolerances of the DESIGN.md checks are read with the right kind of bound."""
-    checks = {c.name: c for c in parse_policy(yaml.safe_load(DESIGN_POLICY)).models[0].checks}
+def test_example_policy_tolerances_are_read() -> None:
+    """Tolerances of the example checks are read with the right kind of bound."""
+    checks = {c.name: c for c in parse_policy(yaml.safe_load(EXAMPLE_POLICY)).models[0].checks}
     assert checks["score-drift"].distance == "ks"
     assert checks["score-drift"].tolerance.max_distance == pytest.approx(0.1)
     assert checks["fn-proxy"].tolerance.max_increase == pytest.approx(0.005)
@@ -157,10 +157,10 @@ def test_design_policy_tolerances_are_read() -> None:
     assert checks["new-privileged-tool"].where["privileged"] is True
 
 
-def test_load_policy_reads_the_design_policy_from_a_file(tmp_path: Path) -> None:
-    """``load_policy`` reads and validates the DESIGN.md example from disk."""
+def test_load_policy_reads_the_example_policy_from_a_file(tmp_path: Path) -> None:
+    """``load_policy`` reads and validates the example policy from disk."""
     path = tmp_path / "policy.yaml"
-    path.write_text(DESIGN_POLICY, encoding="utf-8")
+    path.write_text(EXAMPLE_POLICY, encoding="utf-8")
     policy = load_policy(path)
     assert len(policy.models[0].checks) == 7
     assert load_policy(str(path)) == policy
@@ -168,7 +168,7 @@ def test_load_policy_reads_the_design_policy_from_a_file(tmp_path: Path) -> None
 
 def test_policy_model_lookup() -> None:
     """``Policy.model`` finds a model by name and returns None for an unknown one."""
-    policy = parse_policy(yaml.safe_load(DESIGN_POLICY))
+    policy = parse_policy(yaml.safe_load(EXAMPLE_POLICY))
     found = policy.model("fraud-scorer")
     assert found is not None
     assert found.owner == "fraud-ml-oncall"
@@ -203,7 +203,7 @@ def drop(path: tuple[Any, ...]) -> Callable[[Raw], None]:
 
 
 def chk(name: str) -> tuple[Any, ...]:
-    """The raw path of the DESIGN.md check ``name``."""
+    """The raw path of the example policy's check ``name``."""
     return ("models", 0, "checks", CHECK[name])
 
 
@@ -219,28 +219,28 @@ ERRORS = [
         set_in(("modles",), []),
         "modles",
         "Extra inputs",
-        "check its spelling",
+        "check its spelling against docs/policy.md",
         id="unknown-top-level-field",
     ),
     pytest.param(
         set_in(("models", 0, "segmnts"), ["lang"]),
         f"{MODEL}.segmnts",
         "Extra inputs",
-        "check its spelling",
+        "check its spelling against docs/policy.md",
         id="unknown-model-field",
     ),
     pytest.param(
         set_in((*chk("score-drift"), "tolerence"), {"max_distance": 0.1}),
         f"{MODEL}.checks[score-drift].tolerence",
         "Extra inputs",
-        "check its spelling",
+        "check its spelling against docs/policy.md",
         id="unknown-check-field",
     ),
     pytest.param(
         set_in((*chk("deny-rate"), "tolerance", "max_relative"), 0.2),
         f"{MODEL}.checks[deny-rate].tolerance.max_relative",
         "Extra inputs",
-        "check its spelling",
+        "check its spelling against docs/policy.md",
         id="unknown-tolerance-field",
     ),
     pytest.param(
@@ -619,9 +619,9 @@ def test_watches(candidates: list[str] | None, version: str, watched: bool) -> N
     assert model_policy(candidates=candidates).watches(version) is watched
 
 
-def test_watches_on_the_design_policy() -> None:
-    """The DESIGN.md model watches its int8 candidate only."""
-    model = parse_policy(yaml.safe_load(DESIGN_POLICY)).models[0]
+def test_watches_on_the_example_policy() -> None:
+    """The example policy's model watches its int8 candidate only."""
+    model = parse_policy(yaml.safe_load(EXAMPLE_POLICY)).models[0]
     assert model.watches("v7-int8")
     assert not model.watches("v7-fp32")
     assert not model.watches("v8")
@@ -662,7 +662,7 @@ def test_default_action_is_page_with_warning_severity() -> None:
 
 def test_policy_objects_are_frozen() -> None:
     """A validated policy cannot be changed in place."""
-    model = parse_policy(yaml.safe_load(DESIGN_POLICY)).models[0]
+    model = parse_policy(yaml.safe_load(EXAMPLE_POLICY)).models[0]
     with pytest.raises(ValueError, match="frozen"):
         model.owner = "someone-else"  # type: ignore[misc]
 
@@ -670,12 +670,12 @@ def test_policy_objects_are_frozen() -> None:
 # --- CLI ------------------------------------------------------------------------------------------
 
 
-def test_cli_policy_check_accepts_the_design_policy(
+def test_cli_policy_check_accepts_the_example_policy(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``shiftwatch policy check`` exits 0 and prints a summary ending in ``ok``."""
     path = tmp_path / "policy.yaml"
-    path.write_text(DESIGN_POLICY, encoding="utf-8")
+    path.write_text(EXAMPLE_POLICY, encoding="utf-8")
     assert main(["policy", "check", str(path)]) == 0
     out, err = capsys.readouterr()
     assert out.splitlines()[-1] == "ok"

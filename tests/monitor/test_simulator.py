@@ -173,7 +173,7 @@ def test_ids_are_unique(degraded: list[EventDict]) -> None:
 
 
 def test_every_event_has_the_contract_fields_and_types(degraded: list[EventDict]) -> None:
-    """Each kind carries exactly the DESIGN.md fields, with the contract's types and values."""
+    """Each kind carries its fields of docs/events.md, with their types and values."""
     kinds = Counter(e["kind"] for e in degraded)
     assert kinds["inference"] == N_REQUESTS
     assert kinds["action"] > N_REQUESTS
