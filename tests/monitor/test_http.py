@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from monitor.http import HttpServer
+from tests.conftest import http_request
 
 
 class _Ready:
@@ -37,12 +36,8 @@ def server() -> Iterator[tuple[HttpServer, _Ready]]:
 
 
 def _request(srv: HttpServer, path: str, method: str = "GET") -> tuple[int, str, str]:
-    req = urllib.request.Request(f"http://127.0.0.1:{srv.port}{path}", method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, resp.headers["Content-Type"], resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.headers["Content-Type"], err.read().decode()
+    status, headers, body = http_request(f"http://127.0.0.1:{srv.port}{path}", method)
+    return status, headers["Content-Type"], body
 
 
 def test_metrics_served_in_prometheus_text_format(server: tuple[HttpServer, _Ready]) -> None:

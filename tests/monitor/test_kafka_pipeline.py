@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +23,14 @@ from monitor.metrics import Metrics
 from monitor.pipeline import BatchResult
 from monitor.policy import load_policy
 from monitor.run import build_service
-from tests.conftest import DEMO_POLICY, FAST_GROUP, committed_total, produce
+from tests.conftest import (
+    DEMO_POLICY,
+    FAST_GROUP,
+    committed_total,
+    http_request,
+    metric_sum,
+    produce,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -201,22 +207,6 @@ def test_crash_between_poll_and_commit_loses_nothing(broker: EmbeddedBroker, top
     assert committed_total(broker.bootstrap_servers, topic, "g-crash") == n
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
-def _metric(text: str, name: str) -> float:
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name + "{") or line.startswith(name + " ")
-    )
-
-
 def test_sigterm_finishes_the_batch_and_commits(
     broker: EmbeddedBroker, topic: str, tmp_path: Path
 ) -> None:
@@ -254,10 +244,10 @@ def test_sigterm_finishes_the_batch_and_commits(
         while time.monotonic() < deadline:
             time.sleep(0.2)
             try:
-                _, body = _get(f"http://127.0.0.1:{port}/metrics")
+                _, _, body = http_request(f"http://127.0.0.1:{port}/metrics")
             except OSError:
                 continue
-            consumed = _metric(body, "shiftwatch_events_consumed_total")
+            consumed = metric_sum(body, "shiftwatch_events_consumed_total")
             if consumed > 0:
                 break
         if consumed == 0:
@@ -265,9 +255,9 @@ def test_sigterm_finishes_the_batch_and_commits(
             assert proc.stderr is not None
             pytest.fail(f"nothing consumed; service log:\n{proc.stderr.read()[-3000:]}")
         assert consumed < n, f"stop must arrive mid-stream (consumed {consumed} of {n})"
-        assert _get(f"http://127.0.0.1:{port}/livez")[0] == 200
-        assert _get(f"http://127.0.0.1:{port}/readyz")[0] == 200
-        assert _get(f"http://127.0.0.1:{port}/nope")[0] == 404
+        assert http_request(f"http://127.0.0.1:{port}/livez")[0] == 200
+        assert http_request(f"http://127.0.0.1:{port}/readyz")[0] == 200
+        assert http_request(f"http://127.0.0.1:{port}/nope")[0] == 404
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:

@@ -13,7 +13,7 @@ import pytest
 
 from monitor.cli import main
 from monitor.demo.simulator import Scenario, write_jsonl
-from tests.conftest import DEMO_POLICY
+from tests.conftest import DEMO_POLICY, demo_scenario, read_jsonl
 
 MALFORMED = [
     "not json",
@@ -33,7 +33,7 @@ MALFORMED = [
 def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo-like stream: the default degraded candidate, 60k requests."""
     path = tmp_path_factory.mktemp("replay") / "events.jsonl"
-    write_jsonl(path, replace(Scenario(seed=11), requests_per_second=300.0), 60_000)
+    write_jsonl(path, demo_scenario(11), 60_000)
     return path
 
 
@@ -57,7 +57,7 @@ def _replay(events: Path | str, tmp: Path, name: str, dead: bool = True) -> tupl
     finally:
         sys.stdout = stdout
     summary = json.loads(out.getvalue().strip().splitlines()[-1])
-    return [json.loads(line) for line in alerts.read_text().splitlines()], summary
+    return read_jsonl(alerts), summary
 
 
 def _comparable(alert: dict) -> dict:
@@ -102,7 +102,7 @@ def test_malformed_lines_dead_lettered_duplicates_dropped_alerts_unchanged(
         == summary["processed"] + summary["dead_lettered"] + summary["duplicates"]
     )
 
-    letters = [json.loads(x) for x in (tmp_path / "dirty.dead.jsonl").read_text().splitlines()]
+    letters = read_jsonl(tmp_path / "dirty.dead.jsonl")
     assert len(letters) == n_bad
     assert [d["source"]["offset"] for d in letters] == bad_at
     for d in letters:

@@ -8,23 +8,22 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from monitor.demo.simulator import Scenario, write_jsonl
+from monitor.demo.simulator import write_jsonl
 from monitor.policy import load_policy
 from monitor.replay import replay
 from monitor.state import SqliteStateStore
-from tests.conftest import DEMO_POLICY
+from tests.conftest import DEMO_POLICY, demo_scenario
 
 
 @pytest.fixture(scope="module")
 def events(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo-like stream with a malformed line every 997 lines (alerts and dead letters)."""
     path = tmp_path_factory.mktemp("resume") / "events.jsonl"
-    write_jsonl(path, replace(Scenario(seed=23), requests_per_second=300.0), 60_000)
+    write_jsonl(path, demo_scenario(23), 60_000)
     lines = path.read_bytes().splitlines(keepends=True)
     for i in range(0, len(lines), 997):
         lines[i] = b'{"kind": "inference", "id": "broken"\n'

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.http import HttpServer
 from monitor.verdict import VerdictBoard
+from tests.conftest import http_request
 from tests.monitor.test_alert_lifecycle import DENY, _monitor, _run
 
 PAGE = {
@@ -37,16 +36,12 @@ def _call(
     srv: HttpServer, path: str, payload: dict[str, Any] | bytes | None = None
 ) -> tuple[int, dict[str, Any]]:
     data = payload if isinstance(payload, bytes) or payload is None else json.dumps(payload)
-    req = urllib.request.Request(
+    status, _, body = http_request(
         f"http://127.0.0.1:{srv.port}{path}",
-        data=data.encode() if isinstance(data, str) else data,
-        method="POST" if payload is not None else "GET",
+        "POST" if payload is not None else "GET",
+        data.encode() if isinstance(data, str) else data,
     )
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+    return status, json.loads(body)
 
 
 def _flagger(srv: HttpServer, hook: str) -> int:
