@@ -10,11 +10,31 @@ checkpointed with :meth:`Detector.state` and restored with
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 import numpy as np
 
-__all__ = ["Detector"]
+__all__ = ["Detector", "Evidence"]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a detector has seen, for an alert record or a dashboard.
+
+    ``observed`` is the candidate's value of the compared quantity (a rate, a
+    distance, 1.0 for a novel tool seen), ``reference`` the baseline's (nan
+    where there is none); ``baseline_seen`` and ``candidate_seen`` count the
+    observations behind each;
+    ``details`` holds what only this detector knows (the distance used, the
+    novel tool, the per-detector ARL0).
+    """
+
+    observed: float
+    reference: float
+    baseline_seen: float
+    candidate_seen: float
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def _encode(value: Any) -> Any:
@@ -53,6 +73,29 @@ class Detector(ABC):
     @abstractmethod
     def statistic(self) -> float:
         """The current evidence statistic, comparable with the detector's threshold."""
+
+    @property
+    @abstractmethod
+    def threshold(self) -> float:
+        """What :attr:`statistic` is compared with (nan while not yet calibrated)."""
+
+    @property
+    @abstractmethod
+    def ready(self) -> bool:
+        """Whether the baseline has shown enough for the test to run."""
+
+    @property
+    @abstractmethod
+    def conclusive(self) -> bool:
+        """Whether both sides have enough data for "no drift" to mean something."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget the candidate's evidence, keeping what the baseline has shown."""
+
+    @abstractmethod
+    def evidence(self) -> Evidence:
+        """The observed and reference values and the data behind them."""
 
     def state(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot: parameters and private state."""

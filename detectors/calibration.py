@@ -1,6 +1,6 @@
 """Thresholds for a target false-alarm rate, computed once before detection starts.
 
-The false-alarm budget of DESIGN.md is one ``arl0`` per model, shared by all
+The policy's false-alarm budget is one ``arl0`` per model, shared by all
 of its checks and segment streams. It is split evenly: with ``m`` detectors
 (checks x streams, counting the segment cap, not the values seen so far), each
 detector gets a false-alarm rate of ``1 / (m * arl0)`` per candidate
@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 __all__ = [
+    "DEFAULT_SHIFTS",
     "Direction",
     "Family",
     "detector_arl0",
@@ -69,6 +70,9 @@ def lorden_threshold(arl0: float, n_arms: int = 1) -> float:
 
 Family = Literal["bernoulli", "poisson"]
 Direction = Literal["increase", "decrease"]
+#: Alternatives a rate detector tries, as multiples of the tolerance boundary rate (up) or
+#: divisors (down): the one definition of the grid, which the precomputed table covers.
+DEFAULT_SHIFTS: tuple[float, ...] = (1.2, 1.4, 1.7, 2.2, 3.0)
 
 #: Rates are calibrated on a log grid of this many points per decade (a cache key).
 _GRID_PER_DECADE = 6
@@ -200,7 +204,7 @@ def _table_entry(
     family: Family, r0: float, shifts: tuple[float, ...], direction: Direction
 ) -> tuple[tuple[float, ...], float] | None:
     """(offsets, C) precomputed for this grid point, or None."""
-    if shifts != TABLE_SHIFTS:
+    if shifts != DEFAULT_SHIFTS:
         return None
     entry = _table().get(f"{family} {direction} {round(math.log10(r0) * _GRID_PER_DECADE)}")
     if entry is None or not math.isclose(entry["rate"], r0, rel_tol=1e-9):
@@ -208,8 +212,6 @@ def _table_entry(
     return tuple(entry["offsets"]), float(entry["c"])
 
 
-#: The shift grid the shipped table was computed for (the detector's default).
-TABLE_SHIFTS: tuple[float, ...] = (1.2, 1.4, 1.7, 2.2, 3.0)
 _TABLE_FILE = "calibration_table.json"
 
 
@@ -253,10 +255,10 @@ def table_points() -> list[tuple[Family, Direction, int, float]]:
 def table_point(family: Family, direction: Direction, rate: float) -> dict[str, Any]:
     """One precomputed grid point, simulated (ignores the shipped table)."""
     logs = [
-        math.log(_arl_constant(family, rate, (s,), direction, h_sim=_H_ARM)) for s in TABLE_SHIFTS
+        math.log(_arl_constant(family, rate, (s,), direction, h_sim=_H_ARM)) for s in DEFAULT_SHIFTS
     ]
     offsets = tuple(round(v - max(logs), 2) for v in logs)
-    c = _arl_constant(family, rate, TABLE_SHIFTS, direction, _H_SIM, offsets=offsets)
+    c = _arl_constant(family, rate, DEFAULT_SHIFTS, direction, _H_SIM, offsets=offsets)
     return {"rate": rate, "offsets": list(offsets), "c": c}
 
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from detectors.base import Detector
+from detectors.base import Detector, Evidence
 
 __all__ = ["Distance", "DistributionShiftDetector", "distance"]
 
@@ -293,3 +293,22 @@ class DistributionShiftDetector(Detector):
     @property
     def conclusive(self) -> bool:
         return self._detected or (self._evaluated and self.ready)
+
+    def reset(self) -> None:
+        """Forget the candidate's histogram and evidence; keep the baseline's."""
+        self._cand[:] = 0
+        self._next_eval = self.min_observations
+        self._detected = False
+        self._alarm_index = -1
+        self._last = 0.0
+        self._evaluated = False
+
+    def evidence(self) -> Evidence:
+        """The plug-in distance now (the baseline's reference value is 0) and the counts."""
+        return Evidence(
+            self.observed_distance,
+            0.0,
+            self.reference_exposure,
+            self.exposure,
+            {"distance": self.distance},
+        )

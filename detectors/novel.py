@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from detectors.base import Detector
+from detectors.base import Detector, Evidence
 
 __all__ = ["NovelToolDetector"]
 
@@ -75,13 +76,13 @@ class NovelToolDetector(Detector):
         self._novel = ""
         self._observations = 0
 
-    def update_reference(self, tool: str) -> None:
-        """Record one baseline call of ``tool``."""
-        self._calls += 1
+    def update_reference(self, tool: str, count: int = 1) -> None:
+        """Record ``count`` baseline calls of ``tool``."""
+        self._calls += count
         if tool in self._tools:
-            self._tools[tool] += 1
+            self._tools[tool] += count
         elif len(self._tools) < self.max_tools:
-            self._tools[tool] = 1
+            self._tools[tool] = count
             if tool in self._pending:
                 self._pending.remove(tool)
         else:
@@ -98,6 +99,12 @@ class NovelToolDetector(Detector):
             self._fire(str(x))
         elif x not in self._pending and len(self._pending) < self.max_pending:
             self._pending.append(str(x))
+
+    def update_counts(self, counts: Mapping[str, int]) -> None:
+        """Record candidate calls given as tool -> count, judged in name order."""
+        for tool in sorted(counts):
+            self.update(tool)
+            self._observations += counts[tool] - 1
 
     def _fire(self, tool: str) -> None:
         self._detected = True
@@ -134,6 +141,26 @@ class NovelToolDetector(Detector):
     def observations(self) -> int:
         """Candidate calls seen so far."""
         return self._observations
+
+    def reset(self) -> None:
+        """Forget the candidate's calls; keep the baseline's tools."""
+        self._pending = []
+        self._detected = False
+        self._novel = ""
+        self._observations = 0
+
+    def evidence(self) -> Evidence:
+        """1.0 once a novel tool is seen (0.0 before), the tool, and the calls on each side."""
+        details: dict[str, Any] = {}
+        if self._detected:
+            details = {"tool": self._novel, "baseline_rate_upper_95": self.upper_rate}
+        return Evidence(
+            1.0 if self._detected else 0.0,
+            0.0,
+            float(self._calls),
+            float(self._observations),
+            details,
+        )
 
     @property
     def upper_rate(self) -> float:

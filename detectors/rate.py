@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from detectors.base import Detector
-from detectors.calibration import Direction, llr_coefficients, rate_thresholds
+from detectors.base import Detector, Evidence
+from detectors.calibration import (
+    DEFAULT_SHIFTS,
+    Direction,
+    Family,
+    llr_coefficients,
+    rate_thresholds,
+)
 
 __all__ = ["RateShiftDetector"]
 
-Family = Literal["bernoulli", "poisson"]
-
-#: Alternatives tried, as multiples of the tolerance boundary rate (up) or divisors (down).
-DEFAULT_SHIFTS: tuple[float, ...] = (1.2, 1.4, 1.7, 2.2, 3.0)
 _EPS = 1e-12
 
 
@@ -51,12 +53,13 @@ class RateShiftDetector(Detector):
         ``"bernoulli"`` (a share of inferences) or ``"poisson"`` (events per inference).
     h
         One CUSUM threshold for every arm, or None to calibrate per-arm
-        thresholds for ``arl0``: when the baseline first has enough data, they
-        are taken from :func:`detectors.calibration.rate_thresholds` at the
-        tolerance boundary (the worst in-control case), each direction getting
-        half the false-alarm budget; then they are fixed.
+        thresholds for ``arl0``: when the baseline first has enough data,
+        :meth:`calibrate` takes them from
+        :func:`detectors.calibration.rate_thresholds` at the tolerance boundary
+        (the worst in-control case), each direction getting half the
+        false-alarm budget; then they are fixed.
     arl0
-        Target in-control run length, in candidate observations (with ``threshold=None``).
+        Target in-control run length, in candidate observations (with ``h=None``).
     max_increase, max_decrease
         Absolute tolerances on the rate (either or both).
     max_relative_change
@@ -175,6 +178,9 @@ class RateShiftDetector(Detector):
         self._alarm_index = -1
         # Per-arm thresholds, nan until calibrated; inf for an arm without a boundary.
         self._thresholds = np.full(2 * len(self.shifts), self.h if self.h is not None else np.nan)
+        self._coef: (
+            tuple[NDArray[np.float64], NDArray[np.float64], float | None, float | None] | None
+        ) = None
 
     # -- reference -----------------------------------------------------------------
     def update_reference(self, count: float, exposure: float) -> None:
@@ -183,6 +189,9 @@ class RateShiftDetector(Detector):
             raise ValueError("count and exposure must be >= 0")
         self._ref_count += float(count)
         self._ref_exposure += float(exposure)
+        self._coef = None
+        if self.reference_ready and not self.calibrated:
+            self.calibrate()
 
     @property
     def reference_rate(self) -> float:
@@ -211,9 +220,33 @@ class RateShiftDetector(Detector):
         return up, down
 
     @property
-    def ready(self) -> bool:
-        """Whether the baseline has enough data for the test to run."""
+    def reference_ready(self) -> bool:
+        """Whether the baseline has shown the ``min_reference`` exposure the test needs."""
         return self._ref_exposure >= self.min_reference and self._ref_exposure > 0
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether every arm has its threshold (given as ``h``, or from :meth:`calibrate`)."""
+        return not bool(np.isnan(self._thresholds).any())
+
+    @property
+    def ready(self) -> bool:
+        """Whether the baseline has enough data and the thresholds are set: the test runs."""
+        return self.reference_ready and self.calibrated
+
+    def calibrate(self) -> None:
+        """Fix the per-arm thresholds for ``arl0`` at the current tolerance boundaries.
+
+        Taken once, when the baseline first has ``min_reference`` exposure
+        (:meth:`update_reference` calls it then); never inside :meth:`update`.
+        Does nothing when the thresholds are already set.
+        """
+        if self.calibrated:
+            return
+        if not self.reference_ready:
+            raise ValueError("calibrate() needs min_reference baseline exposure first")
+        _, _, up, down = self._coefficients()
+        self._thresholds = self._calibrate(up, down)
 
     @property
     def conclusive(self) -> bool:
@@ -240,7 +273,17 @@ class RateShiftDetector(Detector):
     def _coefficients(
         self,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], float | None, float | None]:
-        """Per-CUSUM (a, b): log-likelihood ratio of (count, exposure) is count*a - exposure*b."""
+        """Per-CUSUM (a, b): log-likelihood ratio of (count, exposure) is count*a - exposure*b.
+
+        A function of the baseline's totals only, so cached until they change.
+        """
+        if self._coef is None:
+            self._coef = self._compute_coefficients()
+        return self._coef
+
+    def _compute_coefficients(
+        self,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], float | None, float | None]:
         n = self._ref_exposure
         # Smoothed so that a baseline that never saw the event still gives a finite boundary.
         r = (self._ref_count + 0.5) / (n + 1.0)
@@ -270,10 +313,27 @@ class RateShiftDetector(Detector):
     # -- candidate -----------------------------------------------------------------
     def update(self, x: Any) -> None:
         """Feed one Bernoulli outcome ``x`` or one ``(count, exposure)`` pair."""
-        if isinstance(x, tuple):
-            self.update_many([x[0]], [x[1]])
-        else:
-            self.update_many([x])
+        count, exposure = (float(x[0]), float(x[1])) if isinstance(x, tuple) else (float(x), 1.0)
+        if count < 0 or exposure < 0:
+            raise ValueError("count and exposure must be >= 0")
+        # One observation: the Lindley step S = max(0, S + z) of every arm at once, the
+        # same arithmetic as update_many's on a batch of one.
+        self._n += 1
+        self._count += count
+        self._exposure += exposure
+        if self._detected or not self.ready:
+            return
+        self._tested += exposure
+        a, b, _, _ = self._coefficients()
+        live = np.isfinite(b)
+        if not live.any():
+            return
+        z = count * a[live] - exposure * b[live]
+        s = z - np.minimum(z, -self._cusum[live])
+        self._cusum[live] = s
+        if (s > self._thresholds[live]).any():
+            self._detected = True
+            self._alarm_index = self._n
 
     def update_many(self, xs: ArrayLike, exposures: ArrayLike | None = None) -> None:
         """Feed candidate observations in order.
@@ -298,9 +358,7 @@ class RateShiftDetector(Detector):
         if self._detected or not self.ready:
             return
         self._tested += float(expo.sum())
-        a, b, up, down = self._coefficients()
-        if np.isnan(self._thresholds).any():
-            self._thresholds = self._calibrate(up, down)
+        a, b, _, _ = self._coefficients()
         # Arms without a valid boundary (e.g. no decrease tolerance) never accumulate: skip them.
         live = np.flatnonzero(np.isfinite(b))
         if live.size == 0:
@@ -355,7 +413,20 @@ class RateShiftDetector(Detector):
         return self._n
 
     def reset(self) -> None:
-        """Clear the candidate's evidence (keeps the baseline estimate)."""
+        """Clear the candidate's evidence (keeps the baseline estimate and the thresholds)."""
         self._cusum[:] = 0.0
+        self._count = self._exposure = self._tested = 0.0
+        self._n = 0
         self._detected = False
         self._alarm_index = -1
+
+    def evidence(self) -> Evidence:
+        """The candidate's and the baseline's rates and exposures, and this detector's ARL0."""
+        details: dict[str, Any] = {"detector_arl0": self.arl0} if self.arl0 is not None else {}
+        return Evidence(
+            self.observed_rate,
+            self.reference_rate,
+            self._ref_exposure,
+            self._exposure,
+            details,
+        )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from monitor.alerts import AlertRecord
+from monitor.config import LimitsSettings
 from monitor.events import ActionEvent, InferenceEvent, OutcomeEvent, Rejection, decode
 from monitor.messages import Message
-from monitor.pipeline import Ledger, Pipeline, PipelineLimits
+from monitor.pipeline import Ledger, Pipeline
 from monitor.policy import Policy, PolicyError, load_policy
 
 __all__ = [
@@ -13,10 +14,10 @@ __all__ = [
     "AlertRecord",
     "InferenceEvent",
     "Ledger",
+    "LimitsSettings",
     "Message",
     "OutcomeEvent",
     "Pipeline",
-    "PipelineLimits",
     "Policy",
     "PolicyError",
     "Rejection",

@@ -1,18 +1,32 @@
-"""The alert record of DESIGN.md and the sinks it is delivered to."""
+"""The alert record (docs/alerts.md), how it is built, and the sinks it is delivered to."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
 import structlog
 from pydantic import BaseModel, ConfigDict
 
+from detectors import Detector, Evidence
 from monitor.jsonl import JsonlWriter
+from monitor.messages import SourcePosition
+from monitor.policy import Check, ModelPolicy
+from monitor.streams import Stream
 
-__all__ = ["RUNBOOK_URL", "AlertRecord", "AlertSink", "JsonlAlertSink", "LogAlertSink", "alert_id"]
+__all__ = [
+    "RUNBOOK_URL",
+    "AlertRecord",
+    "AlertSink",
+    "JsonlAlertSink",
+    "LogAlertSink",
+    "alert_id",
+    "firing_record",
+    "resolved_record",
+]
 
 #: Where an alert links when its policy names no runbook of its own.
 RUNBOOK_URL = (
@@ -76,6 +90,77 @@ def alert_id(
         parts.append(episode)
     key = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def firing_record(
+    policy: ModelPolicy,
+    check: Check,
+    version: str,
+    stream: Stream,
+    episode: int,
+    detector: Detector,
+    seen: Evidence,
+    *,
+    event_time: datetime,
+    fired_at: datetime,
+    source: SourcePosition | None,
+) -> AlertRecord:
+    """The firing record of a breach: the check, the candidate, and the detector's evidence.
+
+    ``event_time`` is the event time at which the bucket whose data made the
+    detector cross its threshold became final (its end plus the action window
+    or label horizon it waited for); ``source`` is where the message was read
+    whose processing released that bucket.
+    """
+    segment = dict([stream]) if stream else {}
+    evidence: dict[str, Any] = {
+        "detector": type(detector).__name__,
+        "statistic": detector.statistic,
+        "threshold": detector.threshold,
+        **seen.details,
+        "events_seen": {"baseline": seen.baseline_seen, "candidate": seen.candidate_seen},
+    }
+    if source is not None:
+        evidence["source"] = source.as_dict()
+    return AlertRecord(
+        alert_id=alert_id(policy.name, version, check.name, segment, episode),
+        status="firing",
+        check=check.name,
+        metric=check.metric.value,
+        model=policy.name,
+        version=version,
+        baseline=policy.baseline,
+        segment=segment,
+        action=check.action,
+        severity=check.resolved_severity,
+        observed=seen.observed,
+        reference=seen.reference,
+        tolerance=check.tolerance.model_dump(exclude_none=True),
+        event_time=event_time.isoformat(),
+        fired_at=fired_at.isoformat(),
+        owner=policy.owner,
+        controls=list(policy.controls),
+        evidence=evidence,
+        rollback_to=policy.baseline,
+        runbook_url=policy.runbook_url or RUNBOOK_URL,
+    )
+
+
+def resolved_record(
+    firing: AlertRecord,
+    observed: float | None,
+    since_breach: dict[str, float],
+    resolved_at: datetime,
+) -> AlertRecord:
+    """The resolved record of a firing alert: same id, the data since the breach."""
+    return firing.model_copy(
+        update={
+            "status": "resolved",
+            "observed": observed,
+            "resolved_at": resolved_at.isoformat(),
+            "evidence": {**firing.evidence, "since_breach": since_breach},
+        }
+    )
 
 
 class AlertSink(Protocol):

@@ -1,7 +1,7 @@
 """Fixed bins for the distribution checks, so every histogram has a bounded size.
 
-Scores live in [0, 1] and get equal-width bins (20 for Jensen-Shannon, as
-DESIGN.md specifies, 50 for KS and Wasserstein). Latencies get log-spaced bins
+Scores live in [0, 1] and get equal-width bins (20 for Jensen-Shannon, 50
+for KS and Wasserstein). Latencies get log-spaced bins
 from 0.1 ms to 10^6 ms (over- and underflow in the end bins). Tools get one bin
 each, in order of first sight, up to a cap; later tools share the last bin.
 """
@@ -41,6 +41,16 @@ class ToolBins:
         self.n_bins = n_bins
         self._index: dict[str, int] = {}
         self.folded = 0
+
+    def state(self) -> dict[str, object]:
+        """The tools in bin order, and how many calls were folded into the last bin."""
+        return {"tools": list(self._index), "folded": self.folded}
+
+    def restore(self, state: dict[str, object]) -> None:
+        tools = state["tools"]
+        assert isinstance(tools, list)
+        self._index = {str(tool): i for i, tool in enumerate(tools)}
+        self.folded = int(str(state["folded"]))
 
     def __call__(self, tool: str) -> int:
         index = self._index.get(tool)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeAlias
@@ -174,7 +175,9 @@ def _from_cloudevent(obj: dict[str, Any]) -> dict[str, Any] | Rejection:
     return data
 
 
-def decode(raw: bytes | str) -> Event | Rejection:
+def decode(
+    raw: bytes | str, *, max_bytes: int | None = None, not_after: float | None = None
+) -> Event | Rejection:
     """Decode and validate one message.
 
     Parameters
@@ -182,6 +185,12 @@ def decode(raw: bytes | str) -> Event | Rejection:
     raw
         The message value: one JSON object, either a shiftwatch event or a
         CloudEvents 1.0 structured-mode envelope carrying one in ``data``.
+    max_bytes
+        Larger messages are rejected unread (code ``too_large``).
+    not_after
+        Events stamped later than this (a POSIX time: the host's clock plus
+        ``limits.max_future_seconds``) are rejected (code ``future_time``): one
+        such event would move event time forward and make honest events late.
 
     Returns
     -------
@@ -198,6 +207,12 @@ def decode(raw: bytes | str) -> Event | Rejection:
     """
     if not raw:
         return Rejection("empty", "empty message")
+    if max_bytes is not None and len(raw) > max_bytes:
+        return Rejection(
+            "too_large",
+            f"message of {len(raw)} bytes is over the {max_bytes}-byte cap "
+            "(limits.max_message_bytes)",
+        )
     try:
         obj = json.loads(raw)
     except (ValueError, RecursionError) as exc:
@@ -225,4 +240,12 @@ def decode(raw: bytes | str) -> Event | Rejection:
         types = {e["type"] for e in err.errors()}
         code = "missing_field" if types == {"missing"} else "invalid_field"
         return Rejection(code, _format_errors(err), kind)
+    if not_after is not None and event.time.timestamp() > not_after:
+        ahead = event.time.timestamp() - time.time()
+        return Rejection(
+            "future_time",
+            f"time: {event.time.isoformat()} is {ahead:.0f}s ahead of this host's clock "
+            "(clock skew? the cap is limits.max_future_seconds)",
+            event.kind,
+        )
     return event

@@ -6,12 +6,23 @@ import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, NamedTuple, Protocol
 
 from monitor.events import Rejection
 from monitor.jsonl import JsonlWriter
 
-__all__ = ["DeadLetterSink", "JsonlDeadLetterSink", "Message"]
+__all__ = ["DeadLetterSink", "JsonlDeadLetterSink", "Message", "SourcePosition"]
+
+
+class SourcePosition(NamedTuple):
+    """Where a message was read: what an alert carries instead of the message itself."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +34,15 @@ class Message:
     partition: int
     offset: int
     key: bytes | None = None
+
+    @property
+    def position(self) -> SourcePosition:
+        return SourcePosition(self.topic, self.partition, self.offset)
+
+    @property
+    def source(self) -> str:
+        """The input it came from, ``topic:partition``: each keeps its own event-time watermark."""
+        return f"{self.topic}:{self.partition}"
 
 
 class DeadLetterSink(Protocol):

@@ -1,18 +1,26 @@
 """Every Prometheus metric shiftwatch exports, declared in one place.
 
 Labels are bounded: ``kind`` is one of four values, ``code`` one of the
-rejection codes, partitions are those assigned, and segment values are capped
-by the router's :class:`~monitor.router.SegmentFolder`. Metrics are updated
-once per batch, with label children cached.
+rejection codes, ``reason`` one of the three event kinds, partitions are
+those assigned, and segment values are capped by the router's
+:class:`~monitor.router.SegmentFolder`. Counters are updated once per batch,
+with label children cached; the check and verdict gauges are computed at
+scrape time by :class:`ChecksCollector` from the published verdicts.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from monitor.events import KINDS
+from monitor.verdict import VerdictBoard
 
-__all__ = ["CHECK_STATES", "Metrics"]
+__all__ = ["CHECK_STATES", "ChecksCollector", "Metrics"]
 
 #: Numeric encoding of a check's state for the ``shiftwatch_check_state`` gauge.
 CHECK_STATES: dict[str, int] = {"ok": 0, "inconclusive": 1, "breach": 2}
@@ -80,48 +88,6 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
-        self.check_state = Gauge(
-            "shiftwatch_check_state",
-            "Check state: 0 ok, 1 inconclusive, 2 breach.",
-            ["model", "version", "check", "segment"],
-            registry=r,
-        )
-        self.check_statistic = Gauge(
-            "shiftwatch_check_statistic",
-            "The detector's evidence statistic.",
-            ["model", "version", "check", "segment"],
-            registry=r,
-        )
-        self.check_threshold = Gauge(
-            "shiftwatch_check_threshold",
-            "The threshold the statistic is compared with.",
-            ["model", "version", "check", "segment"],
-            registry=r,
-        )
-        self.check_observed = Gauge(
-            "shiftwatch_check_observed",
-            "The candidate's observed value of the check's metric (rate, distance).",
-            ["model", "version", "check", "segment"],
-            registry=r,
-        )
-        self.check_reference = Gauge(
-            "shiftwatch_check_reference",
-            "The baseline's reference value of the check's metric.",
-            ["model", "version", "check", "segment"],
-            registry=r,
-        )
-        self.check_info = Gauge(
-            "shiftwatch_check_info",
-            "1 per configured check: its metric, action and severity (join on it).",
-            ["model", "version", "check", "metric", "action", "severity"],
-            registry=r,
-        )
-        self.rollback_required = Gauge(
-            "shiftwatch_rollback_required",
-            "1 while a check whose action is rollback is breached for this candidate version.",
-            ["model", "version"],
-            registry=r,
-        )
         self.alert_deliveries = Counter(
             "shiftwatch_alert_deliveries_total",
             "Alert deliveries attempted from the outbox, by sink and result (ok, error).",
@@ -148,8 +114,9 @@ class Metrics:
         )
         self.late = Counter(
             "shiftwatch_events_late_total",
-            "Inferences and actions whose one-second bucket had already been evaluated.",
-            ["model"],
+            "Events whose event-time bucket had already been released to the detectors, "
+            "by model and event kind (inference, action, outcome); they are not counted.",
+            ["model", "reason"],
             registry=r,
         )
         self.up = Gauge(
@@ -161,3 +128,86 @@ class Metrics:
             self.consumed.labels(kind)
             self.processed.labels(kind)
             self.duplicates.labels(kind)
+        #: Check states and verdicts, computed at scrape time from the published board.
+        self.verdicts = VerdictBoard()
+        r.register(ChecksCollector(self.verdicts))
+
+
+class ChecksCollector(Collector):
+    """The check and verdict metrics of every published candidate, at scrape time.
+
+    Reads the :class:`~monitor.verdict.VerdictBoard`'s snapshot (the prometheus
+    client's custom-collector pattern): a candidate withdrawn from the board
+    disappears from the next scrape, with nothing to release. Before data, each
+    of a listed candidate's checks is ``inconclusive`` on the overall stream
+    with NaN values, and ``shiftwatch_rollback_required`` is 0.
+    """
+
+    _GAUGES = (
+        ("statistic", "shiftwatch_check_statistic", "The detector's evidence statistic."),
+        (
+            "threshold",
+            "shiftwatch_check_threshold",
+            "The threshold the statistic is compared with.",
+        ),
+        (
+            "observed",
+            "shiftwatch_check_observed",
+            "The candidate's observed value of the check's metric (rate, distance).",
+        ),
+        (
+            "reference",
+            "shiftwatch_check_reference",
+            "The baseline's reference value of the check's metric.",
+        ),
+    )
+    _LABELS = ("model", "version", "check", "segment")
+
+    def __init__(self, board: VerdictBoard) -> None:
+        self.board = board
+
+    def describe(self) -> list[Metric]:
+        return []  # values exist only at scrape time; nothing to check at registration
+
+    def collect(self) -> Iterator[Metric]:
+        state = GaugeMetricFamily(
+            "shiftwatch_check_state",
+            "Check state: 0 ok, 1 inconclusive, 2 breach.",
+            labels=self._LABELS,
+        )
+        gauges = {
+            key: GaugeMetricFamily(name, doc, labels=self._LABELS)
+            for key, name, doc in self._GAUGES
+        }
+        info = GaugeMetricFamily(
+            "shiftwatch_check_info",
+            "1 per configured check: its metric, action and severity (join on it).",
+            labels=("model", "version", "check", "metric", "action", "severity"),
+        )
+        rollback = GaugeMetricFamily(
+            "shiftwatch_rollback_required",
+            "1 while a check whose action is rollback is breached for this candidate version.",
+            labels=("model", "version"),
+        )
+        for published in self.board.snapshot():
+            policy, verdict = published.policy, published.verdict
+            model, version = policy.name, verdict["version"]
+            rollback.add_metric([model, version], 1.0 if verdict["verdict"] == "fail" else 0.0)
+            views = {(v["check"], v["segment"]): v for v in verdict["checks"]}
+            for check in policy.checks:
+                info.add_metric(
+                    [model, version, check.name, check.metric.value, check.action,
+                     check.resolved_severity],
+                    1.0,
+                )  # fmt: skip
+                views.setdefault((check.name, ""), {"state": "inconclusive"})
+            for (check_name, segment), view in sorted(views.items()):
+                labels = [model, version, check_name, segment]
+                state.add_metric(labels, float(CHECK_STATES[view["state"]]))
+                for key, family in gauges.items():
+                    value = view.get(key)
+                    family.add_metric(labels, math.nan if value is None else float(value))
+        yield state
+        yield from gauges.values()
+        yield info
+        yield rollback

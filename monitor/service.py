@@ -5,14 +5,13 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from types import FrameType
 from typing import Protocol
 
 import structlog
 from kafka.errors import KafkaError
 
-from monitor.checks import ModelMonitor
 from monitor.messages import Message
 from monitor.pipeline import BatchResult, Ledger
 from monitor.sources import Source
@@ -40,13 +39,12 @@ class Processor(Protocol):
 
     verdicts: VerdictBoard
 
-    def process(self, batch: Sequence[Message]) -> BatchResult: ...
+    def process(
+        self, batch: Sequence[Message], *, backlog: Collection[str] = ()
+    ) -> BatchResult: ...
 
     @property
     def ledger(self) -> Ledger: ...
-
-    @property
-    def monitors(self) -> dict[str, ModelMonitor]: ...
 
     def close(self) -> None: ...
 
@@ -117,6 +115,10 @@ class Service:
                     backoff = min(backoff * 2, 30.0)
                     continue
                 backoff = self.retry_seconds
+                if self.checkpointer is not None and self.checkpointer.refused is not None:
+                    # A partition assigned in that poll holds a checkpoint refused under
+                    # state.mismatch=fail: end here, before processing or committing anything.
+                    raise self.checkpointer.refused
                 if not batch:
                     cp = self.checkpointer
                     if cp is not None and cp.dirty and cp.due:  # idle: save what is pending
@@ -126,7 +128,7 @@ class Service:
                             log.warning("checkpoint failed", error=type(exc).__name__)
                     continue
                 # Process the whole batch, then commit: a crash in between replays it.
-                result = self.pipeline.process(batch)
+                result = self.pipeline.process(batch, backlog=self.source.backlog())
                 try:
                     self._commit(batch, alerted=bool(result.alerts))
                 except KafkaError as exc:

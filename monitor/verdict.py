@@ -9,37 +9,41 @@
   Too little data never means roll back.
 
 The pipeline publishes verdicts once per batch into a :class:`VerdictBoard`;
-the HTTP thread only reads the published snapshots.
+the HTTP thread and the metrics collector (:mod:`monitor.metrics`) only read
+the published snapshots.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from detectors import NovelToolDetector
-from monitor.checks import CheckStatus, ModelMonitor, segment_label
+from monitor.episodes import CheckStatus
+from monitor.policy import ModelPolicy
+from monitor.streams import segment_label
 
-__all__ = ["VerdictBoard", "check_view", "model_verdict"]
+__all__ = ["Published", "VerdictBoard", "check_view", "model_verdict"]
 
 
 def _num(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def check_view(status: CheckStatus) -> dict[str, Any]:
+def check_view(status: CheckStatus[Any, Any]) -> dict[str, Any]:
     """One check on one stream, as the verdict's JSON shows it."""
-    observed, reference = status.observed_reference
     det = status.detector
+    seen = det.evidence()
     view: dict[str, Any] = {
         "check": status.check.name,
         "metric": status.check.metric.value,
         "action": status.check.action,
         "segment": segment_label(status.stream),
         "state": status.state,
-        "observed": _num(observed),
-        "reference": _num(reference),
+        "observed": _num(seen.observed),
+        "reference": _num(seen.reference),
         "statistic": _num(det.statistic),
         "threshold": _num(det.threshold),
         "tolerance": status.check.tolerance.model_dump(exclude_none=True),
@@ -48,21 +52,21 @@ def check_view(status: CheckStatus) -> dict[str, Any]:
     if status.firing is not None:
         view["alert_id"] = status.firing.alert_id
         view["fired_at"] = status.firing.fired_at
-        view["reason"] = "candidate outside tolerance (alert firing)"
-    if isinstance(det, NovelToolDetector) and det.novel_tool is not None:
-        view["tool"] = det.novel_tool
+    if "tool" in seen.details:
+        view["tool"] = seen.details["tool"]
     return view
 
 
-def model_verdict(monitor: ModelMonitor, version: str) -> dict[str, Any]:
-    """The verdict on candidate ``version`` of ``monitor``'s model."""
-    policy = monitor.policy
-    statuses = [s for s in monitor.statuses.values() if s.version == version]
-    views = [check_view(s) for s in statuses]
+def model_verdict(
+    policy: ModelPolicy, statuses: Iterable[CheckStatus[Any, Any]], version: str
+) -> dict[str, Any]:
+    """The verdict on candidate ``version`` of ``policy``'s model, from its check statuses."""
+    mine = [s for s in statuses if s.version == version]
+    views = [check_view(s) for s in mine]
     views.sort(key=lambda v: (v["check"], v["segment"]))
     breached = [v for v in views if v["state"] == "breach"]
     rollback = [v for v in breached if v["action"] == "rollback"]
-    overall = {s.check.name: s for s in statuses if not s.stream}
+    overall = {s.check.name for s in mine if not s.stream}
     reasons: list[dict[str, Any]]
     if rollback:
         verdict, reasons = "fail", rollback
@@ -97,30 +101,49 @@ def model_verdict(monitor: ModelMonitor, version: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Published:
+    """One candidate's verdict as published, with the policy's checks (for the metrics)."""
+
+    policy: ModelPolicy
+    verdict: dict[str, Any]
+
+
 class VerdictBoard:
     """The latest verdict per (model, version), published by the pipeline, read by HTTP."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._verdicts: dict[tuple[str, str], dict[str, Any]] = {}
+        self._published: dict[tuple[str, str], Published] = {}
 
     def publish(
-        self, monitor: ModelMonitor, versions: set[str] | list[str]
+        self,
+        policy: ModelPolicy,
+        statuses: Iterable[CheckStatus[Any, Any]],
+        versions: Iterable[str],
     ) -> dict[str, dict[str, Any]]:
         """Compute and publish the verdicts of ``versions``; they are returned by version."""
-        fresh = {v: model_verdict(monitor, v) for v in versions}
+        every = list(statuses)
+        fresh = {v: model_verdict(policy, every, v) for v in versions}
         with self._lock:
-            self._verdicts.update({(monitor.policy.name, v): d for v, d in fresh.items()})
+            for version, verdict in fresh.items():
+                self._published[(policy.name, version)] = Published(policy, verdict)
         return fresh
 
     def remove(self, model: str, version: str) -> None:
         with self._lock:
-            self._verdicts.pop((model, version), None)
+            self._published.pop((model, version), None)
 
     def get(self, model: str, version: str) -> dict[str, Any] | None:
         with self._lock:
-            return self._verdicts.get((model, version))
+            published = self._published.get((model, version))
+        return published.verdict if published is not None else None
 
     def known(self) -> list[tuple[str, str]]:
         with self._lock:
-            return sorted(self._verdicts)
+            return sorted(self._published)
+
+    def snapshot(self) -> list[Published]:
+        """Every published verdict, for one scrape (verdicts are replaced, never mutated)."""
+        with self._lock:
+            return [self._published[k] for k in sorted(self._published)]

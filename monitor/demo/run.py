@@ -131,13 +131,14 @@ class _Traffic(threading.Thread):
 
 
 def _states_line(service: Service) -> str:
+    """Each check's state on the overall stream, from the published verdicts."""
+    board = service.pipeline.verdicts
     parts = []
-    for monitor in service.pipeline.monitors.values():
-        for (check, _version, stream), status in sorted(
-            monitor.statuses.items(), key=lambda kv: kv[0][0]
-        ):
-            if stream == ():
-                parts.append(f"{check}={status.state}")
+    for model, version in board.known():
+        verdict = board.get(model, version) or {"checks": []}
+        for view in verdict["checks"]:
+            if view["segment"] == "":
+                parts.append(f"{view['check']}={view['state']}")
     return " ".join(parts)
 
 

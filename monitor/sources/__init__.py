@@ -21,6 +21,10 @@ class Source(Protocol):
 
     def seek_on_assign(self, positions: dict[str, int]) -> None: ...
 
+    def backlog(self) -> set[str]:
+        """Inputs (``topic:partition``) with messages waiting to be read."""
+        ...
+
     def close(self) -> None: ...
 
     @property

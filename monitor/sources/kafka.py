@@ -94,6 +94,25 @@ class KafkaSource:
             for r in recs
         ]
 
+    def backlog(self) -> set[str]:
+        """Assigned partitions whose high watermark is past the consumer's position.
+
+        Both are kafka-python's cached values (from the latest fetch responses):
+        no request is made. A partition not fetched yet has no known high
+        watermark and is not listed.
+        """
+        consumer = self._consumer
+        # kafka-python's public position() may make requests; its subscription state
+        # holds the same cached position (a plain read, as in `healthy`).
+        assignment = getattr(getattr(consumer, "_subscription", None), "assignment", {})
+        waiting = set()
+        for tp, state in dict(assignment).items():
+            high = consumer.highwater(tp)
+            position = getattr(getattr(state, "position", None), "offset", None)
+            if high is not None and position is not None and position < high:
+                waiting.add(f"{tp.topic}:{tp.partition}")
+        return waiting
+
     def seek_on_assign(self, positions: dict[str, int]) -> None:
         """Start each of these partitions (``"topic:partition"`` -> offset) there when assigned.
 

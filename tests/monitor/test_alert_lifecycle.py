@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from monitor.alerts import AlertRecord, alert_id
-from monitor.checks import ModelMonitor
-from monitor.events import InferenceEvent
 from monitor.messages import Message
+from monitor.pipeline import Pipeline
 from monitor.policy import parse_policy
+from monitor.replay import LogDeadLetterSink
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 RATE = 50  # inferences per second per version
 
 
-def _monitor(*checks: dict[str, object]) -> ModelMonitor:
-    """A monitor of model m: baseline v1, candidate v2, the given checks."""
+def _monitor(*checks: dict[str, object]) -> Pipeline:
+    """A pipeline watching model m: baseline v1, candidate v2, the given checks."""
     policy = {
         "version": 1,
         "models": [
@@ -33,7 +34,9 @@ def _monitor(*checks: dict[str, object]) -> ModelMonitor:
             }
         ],
     }
-    return ModelMonitor(parse_policy(policy).models[0], clock="event")
+    return Pipeline(
+        parse_policy(policy), dead_letters=LogDeadLetterSink(), clock="event", quiet=True
+    )
 
 
 DENY = {
@@ -47,38 +50,38 @@ DRIFT = {"name": "drift", "metric": "score_distribution", "tolerance": {"max_dis
 
 
 def _run(
-    monitor: ModelMonitor,
+    monitor: Pipeline,
     phases: list[tuple[int, float, float]],
     rng: np.random.Generator,
 ) -> list[AlertRecord]:
     """Feed both versions second by second: (seconds, candidate deny share, candidate score shift).
 
-    The baseline denies 5% and scores uniformly on [0, 0.7].
+    The baseline denies 5% and scores uniformly on [0, 0.7]; each second is one batch.
     """
     alerts: list[AlertRecord] = []
-    msg = Message(b"", "t", 0, 0)
     t, i = START, 0
     for seconds, deny, shift in phases:
         for _ in range(seconds):
+            batch = []
             for version, p, s in (("v1", 0.05, 0.0), ("v2", deny, shift)):
                 denied = rng.random(RATE) < p
                 scores = rng.random(RATE) * 0.7 + s
                 for k in range(RATE):
                     i += 1
                     at = t + timedelta(microseconds=int(1e6 * k / RATE))
-                    event = InferenceEvent(
-                        kind="inference",
-                        id=f"e{i}",
-                        time=at,
-                        request_id=f"r{i}",
-                        model="m",
-                        version=version,
-                        score=float(scores[k]),
-                        decision="deny" if denied[k] else "allow",
-                    )
-                    monitor.add_inference(event, msg)
+                    event = {
+                        "kind": "inference",
+                        "id": f"e{i}",
+                        "time": at.isoformat(),
+                        "request_id": f"r{i}",
+                        "model": "m",
+                        "version": version,
+                        "score": float(scores[k]),
+                        "decision": "deny" if denied[k] else "allow",
+                    }
+                    batch.append(Message(json.dumps(event).encode(), "t", 0, i))
             t += timedelta(seconds=1)
-            alerts.extend(monitor.end_batch())
+            alerts.extend(monitor.process(batch).alerts)
     return alerts
 
 
@@ -116,7 +119,7 @@ def test_persistent_breach_stays_firing_without_repeats() -> None:
     monitor = _monitor(DENY)
     alerts = _run(monitor, [(900, 0.15, 0.0)], np.random.default_rng(8))
     assert [a.status for a in alerts] == ["firing"]
-    (status,) = monitor.statuses.values()
+    (status,) = monitor.models["m"].statuses()
     assert status.state == "breach"
 
 

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor.config import LimitsSettings
 from monitor.events import MAX_SEGMENT_KEYS, Rejection, decode
 from monitor.messages import Message
-from monitor.pipeline import Pipeline, PipelineLimits
+from monitor.pipeline import Pipeline
 from monitor.policy import parse_policy
 from monitor.replay import LogDeadLetterSink
 from tests.monitor.test_events import FIELD_NAMES, JSON_VALUES
@@ -55,7 +56,7 @@ EVENTS = st.dictionaries(FIELD_NAMES, VALUES, max_size=12)
 
 
 def _pipeline(**limits: int) -> Pipeline:
-    return Pipeline(POLICY, dead_letters=LogDeadLetterSink(), limits=PipelineLimits(**limits))
+    return Pipeline(POLICY, dead_letters=LogDeadLetterSink(), limits=LimitsSettings(**limits))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -89,7 +90,7 @@ class _Dead:
 
 def test_oversize_and_deeply_nested_messages_get_a_reason() -> None:
     dead = _Dead()
-    pipeline = Pipeline(POLICY, dead_letters=dead, limits=PipelineLimits(max_message_bytes=4096))
+    pipeline = Pipeline(POLICY, dead_letters=dead, limits=LimitsSettings(max_message_bytes=4096))
     big = json.dumps({"kind": "inference", "pad": "x" * 5000}).encode()
     nested = b"[" * 2000 + b"]" * 2000  # under the cap, deeper than the parser goes
     pipeline.process([Message(big, "t", 0, 0), Message(nested, "t", 0, 1)])
@@ -165,8 +166,8 @@ def test_a_million_distinct_segment_values_and_tools_stay_in_bounded_memory() ->
     growth = _rss_bytes() - before
     assert pipeline.ledger.balanced()
     assert pipeline.ledger.processed == 1_100_000
-    monitor = pipeline.monitors["m"]
-    streams = {stream for (_, _, stream) in monitor.statuses}
+    monitor = pipeline.models["m"]
+    streams = {status.stream for status in monitor.statuses()}
     assert len(streams) <= 1 + 21  # overall + 20 values + other
     folded = pipeline.metrics.registry.get_sample_value(
         "shiftwatch_segment_values_folded_total", {"model": "m"}

@@ -1,13 +1,15 @@
-"""ModelMonitor routing: roles, the candidate cap, and inconclusive states before data."""
+"""Per-model routing and checks: roles, the candidate cap, inconclusive states, late labels."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from monitor.checks import MAX_CANDIDATES, ModelMonitor
-from monitor.events import InferenceEvent, OutcomeEvent
+from monitor.events import Event, InferenceEvent, OutcomeEvent
 from monitor.messages import Message
+from monitor.pipeline import Pipeline
 from monitor.policy import parse_policy
+from monitor.replay import LogDeadLetterSink
+from monitor.router import MAX_CANDIDATES, Router
 
 POLICY = {
     "version": 1,
@@ -47,11 +49,20 @@ def _inference(i: int, version: str) -> InferenceEvent:
     )
 
 
+def _message(event: Event, offset: int = 0) -> Message:
+    return Message(event.model_dump_json().encode(), "t", 0, offset)
+
+
+def _pipeline(policy: dict[str, object]) -> Pipeline:
+    return Pipeline(parse_policy(policy), dead_letters=LogDeadLetterSink(), quiet=True)
+
+
 def test_versions_are_capped_when_the_policy_lists_no_candidates() -> None:
     """With candidates omitted, only the first MAX_CANDIDATES versions are watched."""
-    monitor = ModelMonitor(parse_policy(POLICY).models[0])
+    router = Router(parse_policy(POLICY))
     msg = Message(b"", "t", 0, 0)
-    watched = [monitor.add_inference(_inference(i, f"v-{i}"), msg) is not None for i in range(20)]
+    watched = [not router.route([(_inference(i, f"v-{i}"), msg)]).unmonitored for i in range(20)]
+    monitor = router.versions["m"]
     assert sum(watched) == MAX_CANDIDATES
     assert monitor.role("v1") == "baseline"
     assert monitor.role("v-19") is None
@@ -59,20 +70,21 @@ def test_versions_are_capped_when_the_policy_lists_no_candidates() -> None:
 
 def test_checks_are_inconclusive_before_data() -> None:
     """A candidate with a few inferences and no baseline is inconclusive on every check."""
-    monitor = ModelMonitor(parse_policy(POLICY).models[0])
-    msg = Message(b"", "t", 0, 0)
+    pipeline = _pipeline(POLICY)
+    batch = []
     for i in range(50):
         event = _inference(i, "v2").model_copy(
             update={"time": datetime(2026, 1, 1, 0, 0, i, tzinfo=UTC)}
         )
-        monitor.add_inference(event, msg)
-    monitor.end_batch()
-    states = {key[0]: status.state for key, status in monitor.statuses.items()}
+        batch.append(_message(event, i))
+    pipeline.process(batch)
+    monitor = pipeline.models["m"]
+    states = {status.check.name: status.state for status in monitor.statuses()}
     assert states == {"deny": "inconclusive", "drift": "inconclusive"}
 
 
 def test_late_labels_are_counted() -> None:
-    """A label arriving after its inference's bucket was judged is drained as late."""
+    """A label arriving after its inference's bucket was judged is counted as late, once."""
     policy = {
         "version": 1,
         "models": [
@@ -93,12 +105,18 @@ def test_late_labels_are_counted() -> None:
             }
         ],
     }
-    monitor = ModelMonitor(parse_policy(policy).models[0])
-    msg = Message(b"", "t", 0, 0)
-    first = monitor.add_inference(_inference(0, "v2"), msg)
+    monitor = _pipeline(policy)
+    counted = 0
+
+    def drain_late() -> int:
+        nonlocal counted
+        late, counted = monitor.ledger.late - counted, monitor.ledger.late
+        return late
+
+    monitor.process([_message(_inference(0, "v2"), 0)])
     later = _inference(1, "v2").model_copy(update={"time": datetime(2026, 1, 2, tzinfo=UTC)})
-    monitor.add_inference(later, msg)
-    assert first is not None and monitor.drain_late() == 0
+    monitor.process([_message(later, 1)])
+    assert drain_late() == 0
     outcome = OutcomeEvent(
         kind="outcome",
         id="o1",
@@ -106,6 +124,10 @@ def test_late_labels_are_counted() -> None:
         request_id="r0",
         label="fraud",
     )
-    monitor.add_outcome(outcome, first, msg)
-    assert monitor.drain_late() == 1
-    assert monitor.drain_late() == 0
+    monitor.process([_message(outcome, 2)])
+    assert drain_late() == 1
+    assert drain_late() == 0
+    late = monitor.metrics.registry.get_sample_value(
+        "shiftwatch_events_late_total", {"model": "m", "reason": "outcome"}
+    )
+    assert late == 1

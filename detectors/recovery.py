@@ -27,14 +27,15 @@ ends is recognised from the data after it, not diluted by the breach itself.
 from __future__ import annotations
 
 import math
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors import DistributionShiftDetector, RateShiftDetector
-from detectors.distribution import distance
+from detectors.distribution import DistributionShiftDetector, distance
+from detectors.rate import RateShiftDetector
 
-__all__ = ["Z_RESOLVE", "DistributionRecovery", "RateRecovery"]
+__all__ = ["ALPHA_RESOLVE", "Z_RESOLVE", "DistributionRecovery", "RateRecovery", "Recovery"]
 
 #: One-sided z of the score test that a rate is back inside its tolerance.
 Z_RESOLVE = 3.0
@@ -42,45 +43,69 @@ Z_RESOLVE = 3.0
 ALPHA_RESOLVE = 1e-3
 
 
+class Recovery(Protocol):
+    """The data since a breach, and whether they show the check back in tolerance."""
+
+    def cleared(self) -> bool: ...
+
+    def summary(self) -> tuple[float | None, dict[str, float]]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+
 class RateRecovery:
     """Counts since the breach of a rate check, and whether they clear it.
 
+    Parameters
+    ----------
+    detector
+        The breached detector: its tolerance boundaries and ``min_observations``.
+
+    Examples
+    --------
     >>> det = RateShiftDetector("bernoulli", h=5.0, max_increase=0.01, z=0.0)
     >>> det.update_reference(count=50_000, exposure=1_000_000)   # 5%: boundary 6%
-    >>> rec = RateRecovery()
-    >>> rec.add(np.full(2000, 0.0), np.ones(2000), det)           # 2,000 clean trials
-    >>> rec.cleared(det)
+    >>> rec = RateRecovery(det)
+    >>> rec.add(0.0, 2000.0)                                      # 2,000 clean trials
+    >>> rec.cleared()
     True
+
+    References
+    ----------
+    C. R. Rao, "Large sample tests of statistical hypotheses concerning several
+    parameters", Proc. Cambridge Philos. Soc. 44, 50-57, 1948 (the score test).
     """
 
-    __slots__ = ("count", "exposure")
+    __slots__ = ("count", "detector", "exposure")
 
-    def __init__(self) -> None:
+    def __init__(self, detector: RateShiftDetector) -> None:
+        self.detector = detector
         self.count = 0.0
         self.exposure = 0.0
 
-    def add(self, counts: NDArray[np.float64], exposures: NDArray[np.float64], det: object) -> None:
-        """Add candidate (count, exposure) pairs; restart while they still show a breach."""
-        self.count += float(np.sum(counts))
-        self.exposure += float(np.sum(exposures))
-        if isinstance(det, RateShiftDetector) and self._score(det, outside=True):
+    def add(self, count: float, exposure: float) -> None:
+        """Add candidate counts over an exposure; restart while they still show a breach."""
+        self.count += count
+        self.exposure += exposure
+        if self._score(outside=True):
             self.count = self.exposure = 0.0
 
-    def summary(self, det: object) -> tuple[float | None, dict[str, float]]:
+    def summary(self) -> tuple[float | None, dict[str, float]]:
         """The rate since the breach, and the counts behind it (for the resolved record)."""
         rate = self.count / self.exposure if self.exposure else None
         return rate, {"count": self.count, "exposure": self.exposure}
 
-    def cleared(self, det: object) -> bool:
+    def cleared(self) -> bool:
         """Whether the counts since the breach put the rate inside its tolerance, confidently."""
-        if not isinstance(det, RateShiftDetector) or self.exposure < det.min_observations:
+        if self.exposure < self.detector.min_observations:
             return False
-        return self._score(det, outside=False)
+        return self._score(outside=False)
 
-    def _score(self, det: RateShiftDetector, *, outside: bool) -> bool:
+    def _score(self, *, outside: bool) -> bool:
         n = self.exposure
         if n <= 0:
             return False
+        det = self.detector
         p = self.count / n
         up, down = det.boundaries
         tests = []
@@ -94,43 +119,79 @@ class RateRecovery:
             return False
         return any(tests) if outside else all(tests)
 
+    def state(self) -> dict[str, Any]:
+        return {"count": self.count, "exposure": self.exposure}
+
+    @classmethod
+    def from_state(cls, detector: RateShiftDetector, state: dict[str, Any]) -> RateRecovery:
+        rec = cls(detector)
+        rec.count, rec.exposure = float(state["count"]), float(state["exposure"])
+        return rec
+
 
 class DistributionRecovery:
-    """The candidate's histogram since the breach of a distribution check."""
+    """The candidate's histogram since the breach of a distribution check.
 
-    __slots__ = ("hist",)
+    Parameters
+    ----------
+    detector
+        The breached detector: its distance, baseline histogram and radii.
 
-    def __init__(self, n_bins: int) -> None:
-        self.hist = np.zeros(n_bins, dtype=np.float64)
+    Examples
+    --------
+    >>> det = DistributionShiftDetector("tv", max_distance=0.2, n_bins=2, arl0=1e6)
+    >>> det.update_reference_counts([5_000, 5_000])
+    >>> rec = DistributionRecovery(det)
+    >>> rec.add(np.array([1_000.0, 1_000.0]))
+    >>> rec.cleared()
+    True
+    """
 
-    def add(self, counts: NDArray[np.float64], det: object) -> None:
+    __slots__ = ("detector", "hist")
+
+    def __init__(self, detector: DistributionShiftDetector) -> None:
+        self.detector = detector
+        self.hist = np.zeros(detector.n_bins, dtype=np.float64)
+
+    def add(self, counts: NDArray[np.float64]) -> None:
         """Add a candidate histogram; restart while it is still provably too far away."""
         self.hist += counts
-        if isinstance(det, DistributionShiftDetector) and self._bounds(det)[0] > det.max_distance:
+        if self._bounds()[0] > self.detector.max_distance:
             self.hist[:] = 0.0
 
-    def summary(self, det: object) -> tuple[float | None, dict[str, float]]:
+    def summary(self) -> tuple[float | None, dict[str, float]]:
         """The distance since the breach, and the observations behind it."""
-        observed = self._distance(det) if isinstance(det, DistributionShiftDetector) else None
+        observed = self._distance() if self.hist.any() else None
         return observed, {"exposure": float(self.hist.sum())}
 
-    def cleared(self, det: object) -> bool:
+    def cleared(self) -> bool:
         """Whether an upper confidence bound on the distance since the breach is in tolerance."""
-        if not isinstance(det, DistributionShiftDetector):
+        if self.hist.sum() < self.detector.min_observations:
             return False
-        if self.hist.sum() < det.min_observations:
-            return False
-        return self._bounds(det)[1] <= det.max_distance
+        return self._bounds()[1] <= self.detector.max_distance
 
-    def _distance(self, det: DistributionShiftDetector) -> float:
+    def _distance(self) -> float:
         """The plug-in distance between the histogram since the breach and the baseline's."""
+        det = self.detector
         return distance(det.distance, self.hist, det.reference_counts.astype(np.float64))
 
-    def _bounds(self, det: DistributionShiftDetector) -> tuple[float, float]:
+    def _bounds(self) -> tuple[float, float]:
         """(lower, upper) confidence bounds on the distance between the histograms."""
+        det = self.detector
         n, n_ref = int(self.hist.sum()), int(det.reference_exposure)
         if n == 0 or n_ref == 0:
             return -math.inf, math.inf
-        d = self._distance(det)
+        d = self._distance()
         r = det.radius(n, ALPHA_RESOLVE) + det.radius(n_ref, ALPHA_RESOLVE)
         return d - r, d + r
+
+    def state(self) -> dict[str, Any]:
+        return {"hist": self.hist.copy()}
+
+    @classmethod
+    def from_state(
+        cls, detector: DistributionShiftDetector, state: dict[str, Any]
+    ) -> DistributionRecovery:
+        rec = cls(detector)
+        rec.hist = np.asarray(state["hist"], dtype=np.float64).reshape(detector.n_bins).copy()
+        return rec

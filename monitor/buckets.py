@@ -1,0 +1,154 @@
+"""Counts per inference-time bucket, released to the detectors once they are final.
+
+An agent's actions follow its inference by seconds, and an outcome label
+(a chargeback) follows it by days. Fed to a sequential test as they arrive, a
+burst of late actions after a lull in inferences looks like a rate increase,
+and a fresh inference whose actions or labels are still to come looks like a
+decrease — a freshly deployed candidate would look better than it is. So every
+count is attributed (through the join table) to the bucket of its
+*inference's* time, and a bucket is released only once the model's event time
+(:mod:`monitor.watermarks`) has moved ``window`` seconds past it: counting
+only inferences older than the horizon is the censoring correction for label
+delay. A released bucket is one grouped observation per check (count,
+exposure), binomial or Poisson.
+
+Buckets are released one at a time, in bucket order, whatever the number
+that became final at once: the detectors' input depends on the events and
+their times only, not on how the stream was cut into batches or interleaved
+across partitions. A count whose bucket was already released is *late*:
+:meth:`Buckets.add` refuses it and the caller counts it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.streams import Stream, decode_stream, encode_stream
+
+__all__ = ["Buckets", "Row"]
+
+#: One open bucket of one (version, stream): ``[exposure, count_0, count_1, ...]``.
+Row = list[float]
+
+
+class Buckets:
+    """Open buckets per (version, stream): one exposure and ``n_columns`` counts each.
+
+    Parameters
+    ----------
+    n_columns
+        Counts kept per bucket (one per check, or one per histogram bin).
+    window_seconds
+        How long after a bucket ends its counts may still change.
+    bucket_seconds
+        Bucket width; memory is about ``window / width + 1`` buckets per stream.
+
+    Examples
+    --------
+    >>> b = Buckets(n_columns=1, window_seconds=10.0)
+    >>> b.add("v2", [()], 3.2, 1.0, [0])
+    True
+    >>> [index for index, _ in b.release(13.9)], [index for index, _ in b.release(14.0)]
+    ([], [3])
+    >>> b.add("v2", [()], 3.9, 1.0)   # its bucket was released: late
+    False
+    """
+
+    def __init__(self, n_columns: int, window_seconds: float, bucket_seconds: float = 1.0) -> None:
+        if n_columns < 0 or window_seconds < 0 or bucket_seconds <= 0:
+            raise ValueError("need n_columns >= 0, window_seconds >= 0 and bucket_seconds > 0")
+        self.n_columns = n_columns
+        self.window_seconds = window_seconds
+        self.bucket_seconds = bucket_seconds
+        self._open: dict[int, dict[tuple[str, Stream], Row]] = {}
+        self._released_below = -math.inf  # buckets with a lower index are final
+
+    def index(self, timestamp: float) -> int:
+        return math.floor(timestamp / self.bucket_seconds)
+
+    def final_at(self, index: int) -> float:
+        """The event time at which bucket ``index`` is final: its end plus the window."""
+        return (index + 1) * self.bucket_seconds + self.window_seconds
+
+    def is_late(self, timestamp: float) -> bool:
+        """Whether the bucket of ``timestamp`` was already released."""
+        return self.index(timestamp) < self._released_below
+
+    def add(
+        self,
+        version: str,
+        streams: Sequence[Stream],
+        timestamp: float,
+        exposure: float,
+        columns: Sequence[int] = (),
+    ) -> bool:
+        """Add ``exposure`` and one count to each of ``columns``; False (nothing added) if late."""
+        b = self.index(timestamp)
+        if b < self._released_below:
+            return False
+        bucket = self._open.get(b)
+        if bucket is None:
+            bucket = self._open[b] = {}
+        for stream in streams:
+            key = (version, stream)
+            row = bucket.get(key)
+            if row is None:
+                row = bucket[key] = [0.0] * (1 + self.n_columns)
+            row[0] += exposure
+            for col in columns:
+                row[1 + col] += 1.0
+        return True
+
+    def release(self, watermark: float) -> Iterator[tuple[int, dict[tuple[str, Stream], Row]]]:
+        """Buckets that ended at least ``window_seconds`` before ``watermark``, oldest first."""
+        if not math.isfinite(watermark):
+            return  # no event time yet
+        # Bucket b covers [b, b+1) * width and is final once (b+1) * width + window <= watermark.
+        limit = math.floor((watermark - self.window_seconds) / self.bucket_seconds)
+        if limit <= self._released_below:
+            return
+        self._released_below = limit
+        for b in sorted(i for i in self._open if i < limit):
+            # Sorted by (version, stream): the order never depends on arrival.
+            yield b, dict(sorted(self._open.pop(b).items()))
+
+    def open_buckets(self) -> int:
+        """Buckets held in memory (bounded by window / bucket width)."""
+        return len(self._open)
+
+    # -- checkpoints -------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """The open buckets as columns: bucket index, (version, stream) code and row."""
+        keys: dict[tuple[str, Stream], int] = {}
+        index: list[int] = []
+        owner: list[int] = []
+        rows: list[Row] = []
+        for b, bucket in self._open.items():
+            for key, row in bucket.items():
+                index.append(b)
+                owner.append(keys.setdefault(key, len(keys)))
+                rows.append(row)
+        return {
+            "released_below": self._released_below,
+            "keys": [[version, *encode_stream(stream)] for version, stream in keys],
+            "index": np.asarray(index, dtype=np.int64),
+            "owner": np.asarray(owner, dtype=np.int64),
+            "rows": np.asarray(rows, dtype=np.float64).reshape(len(rows), 1 + self.n_columns),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state` (the same column count and window)."""
+        keys = [(str(k[0]), decode_stream(k[1:])) for k in state["keys"]]
+        rows: NDArray[np.float64] = np.asarray(state["rows"], dtype=np.float64)
+        if rows.shape[1:] != (1 + self.n_columns,):
+            raise ValueError(f"bucket rows of {rows.shape} do not fit {self.n_columns} columns")
+        self._open = {}
+        index, owner = state["index"].tolist(), state["owner"].tolist()
+        for b, k, row in zip(index, owner, rows.tolist(), strict=True):
+            self._open.setdefault(int(b), {})[keys[k]] = row
+        self._released_below = float(state["released_below"])

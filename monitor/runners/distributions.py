@@ -1,0 +1,156 @@
+"""The distribution checks: ``score_distribution``, ``latency`` and ``tool_distribution``.
+
+Each check bins its values (:mod:`monitor.binning`) into per-second buckets,
+one column per bin, and feeds a
+:class:`~detectors.DistributionShiftDetector` per (candidate version, stream)
+one histogram per released bucket. Scores and latencies are known at
+inference time (released at once); tool calls follow their inference within
+``action_window_seconds`` and are released after it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from detectors import DistributionRecovery, DistributionShiftDetector
+from monitor.binning import Binner, latency_bin, score_bin
+from monitor.buckets import Buckets, Row
+from monitor.episodes import CheckStatus, Episodes
+from monitor.events import ActionEvent, InferenceEvent
+from monitor.messages import SourcePosition
+from monitor.policy import Check, Metric, ModelPolicy
+from monitor.router import ModelWork
+from monitor.runners.base import CheckRunner
+from monitor.runners.rates import matches
+from monitor.streams import Stream, decode_stream, encode_stream
+
+__all__ = ["DistributionRunner"]
+
+
+class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionRecovery]):
+    """Runs the distribution checks of one model (see the module docstring)."""
+
+    detector_type = DistributionShiftDetector
+
+    def __init__(
+        self,
+        policy: ModelPolicy,
+        checks: list[Check],
+        detector_arl0: float,
+        episodes: Episodes,
+    ) -> None:
+        super().__init__(policy, checks, detector_arl0, episodes)
+        self._binned: list[tuple[Binner, Buckets]] = []
+        for check in checks:
+            binner = Binner(check)
+            tools = check.metric is Metric.TOOL_DISTRIBUTION
+            window = policy.action_window_seconds if tools else 0.0
+            self._binned.append((binner, Buckets(binner.n_bins, window)))
+        self._binners = {binner.check.name: binner for binner, _ in self._binned}
+        #: The baseline's histogram per (check, stream), to prime new detectors.
+        self._reference: dict[tuple[str, Stream], np.ndarray[Any, np.dtype[np.float64]]] = {}
+
+    def feed(self, work: ModelWork) -> None:
+        for binner, buckets in self._binned:
+            metric = binner.check.metric
+            if metric is Metric.TOOL_DISTRIBUTION:
+                tools = binner.tools
+                assert tools is not None  # a tool distribution has tool bins
+                for row in work.actions:
+                    action = row.event
+                    assert isinstance(action, ActionEvent)  # routed as an action
+                    if action.tool is None or not matches(action, binner.check.where):
+                        continue
+                    bins = (tools(action.tool),)
+                    if not buckets.add(row.version, row.streams, row.at, 1.0, bins):
+                        row.late = True
+                continue
+            for row in work.inferences:
+                event = row.event
+                assert isinstance(event, InferenceEvent)  # routed as an inference
+                if metric is Metric.SCORE_DISTRIBUTION and event.score is not None:
+                    bins = (score_bin(event.score, binner.n_bins),)
+                elif metric is Metric.LATENCY and event.latency_ms is not None:
+                    bins = (latency_bin(event.latency_ms),)
+                else:
+                    continue
+                if not buckets.add(row.version, row.streams, row.at, 1.0, bins):
+                    row.late = True
+
+    def release(self, watermark: float, source: SourcePosition | None) -> None:
+        for binner, buckets in self._binned:
+            for index, rows in buckets.release(watermark):
+                self._judge_bucket(binner.check, rows, buckets.final_at(index), source)
+
+    def _judge_bucket(
+        self,
+        check: Check,
+        rows: dict[tuple[str, Stream], Row],
+        end: float,
+        source: SourcePosition | None,
+    ) -> None:
+        for (version, stream), row in rows.items():
+            if version != self.baseline:
+                continue
+            hist = np.asarray(row[1:], dtype=np.float64)
+            key = (check.name, stream)
+            total = self._reference.get(key)
+            self._reference[key] = hist if total is None else total + hist
+            for status in self.watching(check, stream):
+                status.detector.update_reference_counts(hist)
+        for (version, stream), row in rows.items():
+            if version == self.baseline:
+                continue
+            hist = np.asarray(row[1:], dtype=np.float64)
+            status = self.status(check, version, stream)
+            status.detector.update_counts(hist)
+            if status.recovery is not None:
+                status.recovery.add(hist)
+            self.judge(status, end, source)
+
+    def new_detector(self, check: Check, stream: Stream) -> DistributionShiftDetector:
+        binner = self._binners[check.name]
+        det = DistributionShiftDetector(
+            binner.distance,
+            float(check.tolerance.max_distance or 1.0),
+            binner.n_bins,
+            self.detector_arl0,
+        )
+        hist = self._reference.get((check.name, stream))
+        if hist is not None:
+            det.update_reference_counts(hist)
+        return det
+
+    def recovery(
+        self, status: CheckStatus[DistributionShiftDetector, DistributionRecovery]
+    ) -> DistributionRecovery:
+        return DistributionRecovery(status.detector)
+
+    def _restore_recovery(
+        self, detector: DistributionShiftDetector, state: dict[str, Any]
+    ) -> DistributionRecovery:
+        return DistributionRecovery.from_state(detector, state)
+
+    def _buckets_state(self) -> dict[str, Any]:
+        return {
+            "buckets": {b.check.name: buckets.state() for b, buckets in self._binned},
+            "tools": {b.check.name: b.tools.state() for b, _ in self._binned if b.tools},
+            "reference": [
+                {"check": check, "stream": encode_stream(stream), "hist": hist}
+                for (check, stream), hist in self._reference.items()
+            ],
+        }
+
+    def _restore_buckets(self, state: dict[str, Any]) -> None:
+        for binner, buckets in self._binned:
+            buckets.restore(state["buckets"][binner.check.name])
+            if binner.tools is not None:
+                binner.tools.restore(state["tools"][binner.check.name])
+        self._reference = {
+            (str(item["check"]), decode_stream(item["stream"])): np.asarray(
+                item["hist"], dtype=np.float64
+            )
+            for item in state["reference"]
+        }

@@ -1,0 +1,185 @@
+"""The rate checks: ``decision_rate``, ``action_rate`` and ``false_negative_rate``.
+
+Each is a :class:`~detectors.RateShiftDetector` per (candidate version,
+stream), fed one (count, exposure) pair per released bucket:
+
+- ``decision_rate``: inferences with the decision in ``where`` over inferences
+  (Bernoulli), released ``action_window_seconds`` after the bucket when the
+  model also has ``action_rate`` checks (they share the bucket columns);
+- ``action_rate``: matching actions over inferences (Poisson), attributed to
+  their inference's bucket and released after the action window;
+- ``false_negative_rate``: negative decisions later labelled positive over
+  negative decisions (Bernoulli), released after ``label_horizon_seconds``
+  (censoring: a decision is only judged once its label had time to come).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detectors import RateRecovery, RateShiftDetector
+from detectors.calibration import Family
+from monitor.buckets import Buckets, Row
+from monitor.episodes import CheckStatus, Episodes
+from monitor.events import ActionEvent, OutcomeEvent
+from monitor.messages import SourcePosition
+from monitor.policy import Check, Metric, ModelPolicy
+from monitor.router import ModelWork
+from monitor.runners.base import CheckRunner
+from monitor.streams import Stream, decode_stream, encode_stream
+
+__all__ = ["RateRunner"]
+
+#: Labels per FN bucket width: the horizon is cut into this many buckets.
+_FN_BUCKETS = 64
+#: Rate metrics counted in per-second buckets, released after the action window.
+_SHORT = (Metric.DECISION_RATE, Metric.ACTION_RATE)
+
+
+def matches(action: ActionEvent, where: dict[str, str | bool]) -> bool:
+    """Whether an action has every field value ``where`` asks for."""
+    return all(getattr(action, k, None) == v for k, v in where.items())
+
+
+class RateRunner(CheckRunner[RateShiftDetector, RateRecovery]):
+    """Runs the rate checks of one model (see the module docstring)."""
+
+    detector_type = RateShiftDetector
+
+    def __init__(
+        self,
+        policy: ModelPolicy,
+        checks: list[Check],
+        detector_arl0: float,
+        episodes: Episodes,
+    ) -> None:
+        super().__init__(policy, checks, detector_arl0, episodes)
+        self._short = [c for c in checks if c.metric in _SHORT]
+        self._fn = [c for c in checks if c.metric is Metric.FALSE_NEGATIVE_RATE]
+        self._decision_cols = [
+            (j, c.where.get("decision"))
+            for j, c in enumerate(self._short)
+            if c.metric is Metric.DECISION_RATE
+        ]
+        self._action_cols = [
+            (j, c.where) for j, c in enumerate(self._short) if c.metric is Metric.ACTION_RATE
+        ]
+        window = policy.action_window_seconds if self._action_cols else 0.0
+        self.buckets = Buckets(len(self._short), window)
+        horizon = policy.label_horizon_seconds
+        self.fn_buckets = Buckets(
+            len(self._fn), horizon, bucket_seconds=max(1.0, horizon / _FN_BUCKETS)
+        )
+        self._positive = frozenset(policy.positive_labels)
+        #: The baseline's (count, exposure) per (check, stream), to prime new detectors.
+        self._reference: dict[tuple[str, Stream], list[float]] = {}
+
+    def feed(self, work: ModelWork) -> None:
+        short, fn = bool(self._short), bool(self._fn)
+        for row in work.inferences:
+            if short:
+                event = row.event
+                decision = getattr(event, "decision", None)
+                cols = [j for j, wanted in self._decision_cols if wanted == decision]
+                if not self.buckets.add(row.version, row.streams, row.at, 1.0, cols):
+                    row.late = True
+            if (
+                fn
+                and row.negative
+                and not self.fn_buckets.add(row.version, row.streams, row.at, 1.0)
+            ):
+                row.late = True
+        if self._action_cols:
+            for row in work.actions:
+                action = row.event
+                assert isinstance(action, ActionEvent)  # routed as an action
+                cols = [j for j, where in self._action_cols if matches(action, where)]
+                if cols and not self.buckets.add(row.version, row.streams, row.at, 0.0, cols):
+                    row.late = True
+        if fn:
+            every = range(len(self._fn))
+            for row in work.outcomes:
+                outcome = row.event
+                assert isinstance(outcome, OutcomeEvent)  # routed as an outcome
+                positive = row.negative and outcome.label in self._positive
+                if positive and not self.fn_buckets.add(
+                    row.version, row.streams, row.at, 0.0, every
+                ):
+                    row.late = True
+
+    def release(self, watermark: float, source: SourcePosition | None) -> None:
+        for buckets, checks in ((self.buckets, self._short), (self.fn_buckets, self._fn)):
+            if not checks:
+                continue
+            for index, rows in buckets.release(watermark):
+                self._judge_bucket(checks, rows, buckets.final_at(index), source)
+
+    def _judge_bucket(
+        self,
+        checks: list[Check],
+        rows: dict[tuple[str, Stream], Row],
+        end: float,
+        source: SourcePosition | None,
+    ) -> None:
+        # The baseline first, so that a candidate's bucket is judged against every
+        # baseline bucket up to and including the same seconds.
+        for (version, stream), row in rows.items():
+            if version != self.baseline:
+                continue
+            exposure = row[0]
+            for j, check in enumerate(checks):
+                count = row[1 + j]
+                totals = self._reference.setdefault((check.name, stream), [0.0, 0.0])
+                totals[0] += count
+                totals[1] += exposure
+                for status in self.watching(check, stream):
+                    status.detector.update_reference(count, exposure)
+        for (version, stream), row in rows.items():
+            if version == self.baseline:
+                continue
+            exposure = row[0]
+            for j, check in enumerate(checks):
+                status = self.status(check, version, stream)
+                count = row[1 + j]
+                status.detector.update((count, exposure))
+                if status.recovery is not None:
+                    status.recovery.add(count, exposure)
+                self.judge(status, end, source)
+
+    def new_detector(self, check: Check, stream: Stream) -> RateShiftDetector:
+        tol = check.tolerance
+        family: Family = "poisson" if check.metric is Metric.ACTION_RATE else "bernoulli"
+        det = RateShiftDetector(
+            family,
+            arl0=self.detector_arl0,
+            max_increase=tol.max_increase,
+            max_decrease=tol.max_decrease,
+            max_relative_change=tol.max_relative_change,
+        )
+        count, exposure = self._reference.get((check.name, stream), (0.0, 0.0))
+        det.update_reference(count, exposure)
+        return det
+
+    def recovery(self, status: CheckStatus[RateShiftDetector, RateRecovery]) -> RateRecovery:
+        return RateRecovery(status.detector)
+
+    def _restore_recovery(self, detector: RateShiftDetector, state: dict[str, Any]) -> RateRecovery:
+        return RateRecovery.from_state(detector, state)
+
+    def _buckets_state(self) -> dict[str, Any]:
+        return {
+            "buckets": self.buckets.state(),
+            "fn_buckets": self.fn_buckets.state(),
+            "reference": [
+                [check, *encode_stream(stream), *totals]
+                for (check, stream), totals in self._reference.items()
+            ],
+        }
+
+    def _restore_buckets(self, state: dict[str, Any]) -> None:
+        self.buckets.restore(state["buckets"])
+        self.fn_buckets.restore(state["fn_buckets"])
+        self._reference = {
+            (str(item[0]), decode_stream(item[1:-2])): [float(item[-2]), float(item[-1])]
+            for item in state["reference"]
+        }
