@@ -22,6 +22,7 @@ across partitions. A count whose bucket was already released is *late*:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -30,7 +31,7 @@ from numpy.typing import NDArray
 
 from monitor.streams import Stream, decode_stream, encode_stream
 
-__all__ = ["Buckets", "Row"]
+__all__ = ["Buckets", "Row", "TallyBuckets"]
 
 #: One open bucket of one (version, stream): ``[exposure, count_0, count_1, ...]``.
 Row = list[float]
@@ -152,3 +153,84 @@ class Buckets:
         for b, k, row in zip(index, owner, rows.tolist(), strict=True):
             self._open.setdefault(int(b), {})[keys[k]] = row
         self._released_below = float(state["released_below"])
+
+
+class TallyBuckets:
+    """Open buckets of named counts per (version, stream): tool name -> calls.
+
+    For counts whose categories are only known as they arrive (tools): they
+    are kept by name and given to the detectors at release, in bucket order
+    and then name order, so a category's place never depends on arrival order.
+    At most ``max_names`` distinct names are kept per bucket and key; more
+    calls are counted under :data:`TallyBuckets.FOLDED` (an empty name, which
+    no event carries), so memory stays bounded whatever the input.
+
+    Examples
+    --------
+    >>> t = TallyBuckets(window_seconds=10.0)
+    >>> t.add("v2", [()], 3.5, "crm.lookup")
+    True
+    >>> [(i, dict(c)) for i, rows in t.release(14.0) for c in rows.values()]
+    [(3, {'crm.lookup': 1})]
+    """
+
+    FOLDED = ""
+
+    def __init__(self, window_seconds: float, max_names: int = 1024) -> None:
+        if window_seconds < 0 or max_names < 1:
+            raise ValueError("need window_seconds >= 0 and max_names >= 1")
+        self.window_seconds = window_seconds
+        self.max_names = max_names
+        self._open: dict[int, dict[tuple[str, Stream], Counter[str]]] = {}
+        self._released_below = -math.inf
+
+    def final_at(self, index: int) -> float:
+        """The event time at which bucket ``index`` is final: its end plus the window."""
+        return index + 1.0 + self.window_seconds
+
+    def add(self, version: str, streams: Sequence[Stream], timestamp: float, name: str) -> bool:
+        """Count one ``name`` in each stream's bucket of ``timestamp``; False if late."""
+        b = math.floor(timestamp)
+        if b < self._released_below:
+            return False
+        bucket = self._open.setdefault(b, {})
+        for stream in streams:
+            calls = bucket.setdefault((version, stream), Counter())
+            if name in calls or len(calls) < self.max_names:
+                calls[name] += 1
+            else:
+                calls[self.FOLDED] += 1
+        return True
+
+    def release(
+        self, watermark: float
+    ) -> Iterator[tuple[int, dict[tuple[str, Stream], Counter[str]]]]:
+        """Buckets final at ``watermark``, oldest first, keys and names in sorted order."""
+        if not math.isfinite(watermark):
+            return
+        limit = math.floor(watermark - self.window_seconds)
+        if limit <= self._released_below:
+            return
+        self._released_below = limit
+        for b in sorted(i for i in self._open if i < limit):
+            rows = self._open.pop(b)
+            yield b, {key: Counter(dict(sorted(rows[key].items()))) for key in sorted(rows)}
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "released_below": self._released_below,
+            "open": [
+                [b, version, encode_stream(stream), dict(calls)]
+                for b, bucket in self._open.items()
+                for (version, stream), calls in bucket.items()
+            ],
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._released_below = float(state["released_below"])
+        self._open = {}
+        for b, version, stream, calls in state["open"]:
+            key = (str(version), decode_stream(stream))
+            self._open.setdefault(int(b), {})[key] = Counter(
+                {str(t): int(n) for t, n in calls.items()}
+            )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -23,7 +23,7 @@ from monitor.alerts import AlertRecord, AlertSink
 from monitor.config import LimitsSettings
 from monitor.episodes import Clock
 from monitor.events import Event, Rejection, decode
-from monitor.messages import DeadLetterSink, Message
+from monitor.messages import DeadLetterSink, Message, SourcePosition
 from monitor.metrics import Metrics
 from monitor.policy import Policy
 from monitor.router import Router, RouteResult
@@ -142,6 +142,7 @@ class Pipeline:
         }
         self.ledger = Ledger()
         self._published: set[tuple[str, str]] = set()
+        self._last: SourcePosition | None = None
         for model in self.models.values():
             if declare:
                 self._publish(model, set(model.policy.candidates or ()))
@@ -166,10 +167,12 @@ class Pipeline:
         return {}
 
     # -- processing -----------------------------------------------------------------------
-    def process(self, batch: Sequence[Message], *, backlog: Collection[str] = ()) -> BatchResult:
+    def process(
+        self, batch: Sequence[Message], *, backlog: Mapping[str, int | None] | None = None
+    ) -> BatchResult:
         """Process one batch completely: every message is routed, dead-lettered or dropped.
 
-        ``backlog``: inputs with messages still waiting (they never count as idle).
+        ``backlog``: messages waiting per input (an input with a backlog is never idle).
         """
         started = time.perf_counter()
         limits = self.limits
@@ -201,7 +204,9 @@ class Pipeline:
                 n = sum(1 for row in rows if row.late)
                 if n:
                     late[(name, kind)] += n
-        last = batch[-1].position if batch else None
+        if batch:
+            self._last = batch[-1].position
+        last = self._last  # on an idle poll: the latest message read
         alerts: list[AlertRecord] = []
         for name, model in self.models.items():
             done = routed.work.get(name)
@@ -271,8 +276,9 @@ class Pipeline:
             touched = runners.drain_touched()
             if touched:
                 self._publish(runners, touched)
-        m.batch_seconds.observe(result.seconds)
-        m.batch_size.observe(result.consumed)
+        if result.consumed:
+            m.batch_seconds.observe(result.seconds)
+            m.batch_size.observe(result.consumed)
 
     def _publish(self, model: ModelRunners, versions: set[str]) -> None:
         """Publish the verdicts of these candidates (once per batch, for those touched)."""

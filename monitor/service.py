@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Protocol
 
@@ -40,7 +40,7 @@ class Processor(Protocol):
     verdicts: VerdictBoard
 
     def process(
-        self, batch: Sequence[Message], *, backlog: Collection[str] = ()
+        self, batch: Sequence[Message], *, backlog: Mapping[str, int | None] | None = None
     ) -> BatchResult: ...
 
     @property
@@ -120,12 +120,16 @@ class Service:
                     # state.mismatch=fail: end here, before processing or committing anything.
                     raise self.checkpointer.refused
                 if not batch:
+                    # Inputs that went idle may let event time, and so buckets, move on.
+                    result = self.pipeline.process([], backlog=self.source.backlog())
                     cp = self.checkpointer
-                    if cp is not None and cp.dirty and cp.due:  # idle: save what is pending
-                        try:
+                    if cp is not None and (result.alerts or (cp.dirty and cp.due)):
+                        try:  # idle: save what is pending, at once if it raised alerts
                             self._checkpoint(cp)
                         except KafkaError as exc:  # retried at the next idle poll
                             log.warning("checkpoint failed", error=type(exc).__name__)
+                    if result.alerts and self.on_batch is not None:
+                        self.on_batch(result)
                     continue
                 # Process the whole batch, then commit: a crash in between replays it.
                 result = self.pipeline.process(batch, backlog=self.source.backlog())

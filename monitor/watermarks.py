@@ -6,11 +6,12 @@ A model's watermark is the *minimum* over the inputs that carry it and are not
 idle, so a partition drained ahead of the others during a catch-up never
 makes the others' events late. An input is idle for a model once it has
 delivered none of that model's inferences for ``idle_seconds`` of wall time
-and has no backlog (the source reports which inputs have messages waiting):
+and has no backlog (the source reports the messages waiting on each input):
 it then stops holding the model back, and rejoins when it delivers again.
 
 An input assigned but not yet heard from holds every model back (it may carry
-any of them) until it delivers something or goes idle. When every input of a
+any of them) while it has messages waiting, or while that is not known yet
+and it has been assigned for less than ``idle_seconds``. When every input of a
 model is idle, the model's watermark is the largest of theirs: everything
 delivered so far can be judged.
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = ["Watermarks"]
@@ -105,15 +106,17 @@ class Watermarks:
             marks[source] = event_time
         self._heard[(model, source)] = self._clock()
 
-    def watermark(self, model: str, backlog: Collection[str] = ()) -> float:
+    def watermark(self, model: str, backlog: Mapping[str, int | None] | None = None) -> float:
         """The model's event time: the minimum over its inputs that are not idle.
 
-        ``backlog``: inputs with messages waiting to be read (never idle).
+        ``backlog``: messages waiting per input, None where not known yet; an
+        input with messages waiting is never idle.
         """
-        now = self._clock()
-        idle_after = now - self.idle_seconds
+        lag = backlog or {}
+        idle_after = self._clock() - self.idle_seconds
         for name, since in self._pending.items():
-            if since > idle_after or name in backlog:
+            waiting = lag.get(name)
+            if (waiting is None and since > idle_after) or (waiting or 0) > 0:
                 return -math.inf  # an input that may carry this model has said nothing yet
         marks = self._marks.get(model)
         if not marks:
@@ -121,7 +124,7 @@ class Watermarks:
         active = [
             mark
             for name, mark in marks.items()
-            if self._heard[(model, name)] > idle_after or name in backlog
+            if self._heard[(model, name)] > idle_after or (lag.get(name) or 0) > 0
         ]
         return min(active) if active else max(marks.values())
 

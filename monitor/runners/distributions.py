@@ -4,8 +4,10 @@ Each check bins its values (:mod:`monitor.binning`) into per-second buckets,
 one column per bin, and feeds a
 :class:`~detectors.DistributionShiftDetector` per (candidate version, stream)
 one histogram per released bucket. Scores and latencies are known at
-inference time (released at once); tool calls follow their inference within
-``action_window_seconds`` and are released after it.
+inference time (released at once). Tool calls follow their inference within
+``action_window_seconds`` and are released after it; they are counted by
+name and given their bins at release, in name order, so a tool's bin never
+depends on the order events arrived in.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from detectors import DistributionRecovery, DistributionShiftDetector
 from monitor.binning import Binner, latency_bin, score_bin
-from monitor.buckets import Buckets, Row
+from monitor.buckets import Buckets, TallyBuckets
 from monitor.episodes import CheckStatus, Episodes
 from monitor.events import ActionEvent, InferenceEvent
 from monitor.messages import SourcePosition
@@ -43,30 +46,29 @@ class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionReco
     ) -> None:
         super().__init__(policy, checks, detector_arl0, episodes)
         self._binned: list[tuple[Binner, Buckets]] = []
+        self._tools: list[tuple[Binner, TallyBuckets]] = []
         for check in checks:
             binner = Binner(check)
-            tools = check.metric is Metric.TOOL_DISTRIBUTION
-            window = policy.action_window_seconds if tools else 0.0
-            self._binned.append((binner, Buckets(binner.n_bins, window)))
-        self._binners = {binner.check.name: binner for binner, _ in self._binned}
+            if check.metric is Metric.TOOL_DISTRIBUTION:
+                # Tools are counted by name and binned at release, in name order.
+                self._tools.append((binner, TallyBuckets(policy.action_window_seconds)))
+            else:
+                self._binned.append((binner, Buckets(binner.n_bins, 0.0)))
+        self._binners = {b.check.name: b for b, _ in [*self._binned, *self._tools]}
         #: The baseline's histogram per (check, stream), to prime new detectors.
-        self._reference: dict[tuple[str, Stream], np.ndarray[Any, np.dtype[np.float64]]] = {}
+        self._reference: dict[tuple[str, Stream], NDArray[np.float64]] = {}
 
     def feed(self, work: ModelWork) -> None:
+        for binner, tallies in self._tools:
+            for row in work.actions:
+                action = row.event
+                assert isinstance(action, ActionEvent)  # routed as an action
+                if action.tool is None or not matches(action, binner.check.where):
+                    continue
+                if not tallies.add(row.version, row.streams, row.at, action.tool):
+                    row.late = True
         for binner, buckets in self._binned:
             metric = binner.check.metric
-            if metric is Metric.TOOL_DISTRIBUTION:
-                tools = binner.tools
-                assert tools is not None  # a tool distribution has tool bins
-                for row in work.actions:
-                    action = row.event
-                    assert isinstance(action, ActionEvent)  # routed as an action
-                    if action.tool is None or not matches(action, binner.check.where):
-                        continue
-                    bins = (tools(action.tool),)
-                    if not buckets.add(row.version, row.streams, row.at, 1.0, bins):
-                        row.late = True
-                continue
             for row in work.inferences:
                 event = row.event
                 assert isinstance(event, InferenceEvent)  # routed as an inference
@@ -82,28 +84,38 @@ class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionReco
     def release(self, watermark: float, source: SourcePosition | None) -> None:
         for binner, buckets in self._binned:
             for index, rows in buckets.release(watermark):
-                self._judge_bucket(binner.check, rows, buckets.final_at(index), source)
+                hists = {key: np.asarray(row[1:], dtype=np.float64) for key, row in rows.items()}
+                self._judge_bucket(binner.check, hists, buckets.final_at(index), source)
+        for binner, tallies in self._tools:
+            tools = binner.tools
+            assert tools is not None  # a tool distribution has tool bins
+            for index, calls in tallies.release(watermark):
+                hists = {}
+                for key, counts in calls.items():
+                    hist = np.zeros(binner.n_bins, dtype=np.float64)
+                    for tool, n in counts.items():
+                        hist[tools(tool) if tool else binner.n_bins - 1] += n
+                    hists[key] = hist
+                self._judge_bucket(binner.check, hists, tallies.final_at(index), source)
 
     def _judge_bucket(
         self,
         check: Check,
-        rows: dict[tuple[str, Stream], Row],
+        hists: dict[tuple[str, Stream], NDArray[np.float64]],
         end: float,
         source: SourcePosition | None,
     ) -> None:
-        for (version, stream), row in rows.items():
+        for (version, stream), hist in hists.items():
             if version != self.baseline:
                 continue
-            hist = np.asarray(row[1:], dtype=np.float64)
             key = (check.name, stream)
             total = self._reference.get(key)
             self._reference[key] = hist if total is None else total + hist
             for status in self.watching(check, stream):
                 status.detector.update_reference_counts(hist)
-        for (version, stream), row in rows.items():
+        for (version, stream), hist in hists.items():
             if version == self.baseline:
                 continue
-            hist = np.asarray(row[1:], dtype=np.float64)
             status = self.status(check, version, stream)
             status.detector.update_counts(hist)
             if status.recovery is not None:
@@ -136,7 +148,8 @@ class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionReco
     def _buckets_state(self) -> dict[str, Any]:
         return {
             "buckets": {b.check.name: buckets.state() for b, buckets in self._binned},
-            "tools": {b.check.name: b.tools.state() for b, _ in self._binned if b.tools},
+            "tallies": {b.check.name: tallies.state() for b, tallies in self._tools},
+            "tools": {b.check.name: b.tools.state() for b, _ in self._tools if b.tools},
             "reference": [
                 {"check": check, "stream": encode_stream(stream), "hist": hist}
                 for (check, stream), hist in self._reference.items()
@@ -146,6 +159,8 @@ class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionReco
     def _restore_buckets(self, state: dict[str, Any]) -> None:
         for binner, buckets in self._binned:
             buckets.restore(state["buckets"][binner.check.name])
+        for binner, tallies in self._tools:
+            tallies.restore(state["tallies"][binner.check.name])
             if binner.tools is not None:
                 binner.tools.restore(state["tools"][binner.check.name])
         self._reference = {

@@ -21,8 +21,8 @@ class Source(Protocol):
 
     def seek_on_assign(self, positions: dict[str, int]) -> None: ...
 
-    def backlog(self) -> set[str]:
-        """Inputs (``topic:partition``) with messages waiting to be read."""
+    def backlog(self) -> dict[str, int | None]:
+        """Messages waiting per input (``topic:partition``); None where not known yet."""
         ...
 
     def close(self) -> None: ...

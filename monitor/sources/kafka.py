@@ -94,24 +94,23 @@ class KafkaSource:
             for r in recs
         ]
 
-    def backlog(self) -> set[str]:
-        """Assigned partitions whose high watermark is past the consumer's position.
+    def backlog(self) -> dict[str, int | None]:
+        """Messages waiting per assigned partition: high watermark minus position.
 
         Both are kafka-python's cached values (from the latest fetch responses):
-        no request is made. A partition not fetched yet has no known high
-        watermark and is not listed.
+        no request is made. None for a partition not fetched yet.
         """
         consumer = self._consumer
         # kafka-python's public position() may make requests; its subscription state
         # holds the same cached position (a plain read, as in `healthy`).
         assignment = getattr(getattr(consumer, "_subscription", None), "assignment", {})
-        waiting = set()
+        lag: dict[str, int | None] = {}
         for tp, state in dict(assignment).items():
             high = consumer.highwater(tp)
             position = getattr(getattr(state, "position", None), "offset", None)
-            if high is not None and position is not None and position < high:
-                waiting.add(f"{tp.topic}:{tp.partition}")
-        return waiting
+            known = high is not None and position is not None
+            lag[f"{tp.topic}:{tp.partition}"] = max(0, high - position) if known else None
+        return lag
 
     def seek_on_assign(self, positions: dict[str, int]) -> None:
         """Start each of these partitions (``"topic:partition"`` -> offset) there when assigned.

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.http import HttpServer
+from monitor.pipeline import Pipeline
 from monitor.verdict import VerdictBoard
 from tests.conftest import http_request
 from tests.monitor.test_alert_lifecycle import DENY, _monitor, _run
@@ -44,6 +45,12 @@ def _call(
     return status, json.loads(body)
 
 
+def _publish(verdicts: VerdictBoard, pipeline: Pipeline) -> None:
+    """Publish candidate v2's verdict, as the pipeline does after each batch."""
+    model = pipeline.models["m"]
+    verdicts.publish(model.policy, model.statuses(), {"v2"})
+
+
 def _flagger(srv: HttpServer, hook: str) -> int:
     payload = {
         "name": "fraud-scorer",
@@ -58,7 +65,7 @@ def test_no_data_is_inconclusive_and_never_rolls_back(
     board: tuple[VerdictBoard, HttpServer],
 ) -> None:
     verdicts, srv = board
-    verdicts.publish(_monitor(DENY), {"v2"})
+    _publish(verdicts, _monitor(DENY))
     status, body = _call(srv, "/verdict?model=m&version=v2")
     assert status == 200
     assert body["verdict"] == "inconclusive"
@@ -79,7 +86,7 @@ def test_identical_candidate_passes(board: tuple[VerdictBoard, HttpServer]) -> N
     verdicts, srv = board
     monitor = _monitor(DENY, PAGE)
     _run(monitor, [(120, 0.05, 0.0)], np.random.default_rng(3))
-    verdicts.publish(monitor, {"v2"})
+    _publish(verdicts, monitor)
     status, body = _call(srv, "/verdict?model=m&version=v2")
     assert status == 200
     assert body["verdict"] == "pass", body["reasons"]
@@ -93,7 +100,7 @@ def test_rollback_breach_fails_with_its_evidence(board: tuple[VerdictBoard, Http
     verdicts, srv = board
     monitor = _monitor(DENY)
     _run(monitor, [(300, 0.15, 0.0)], np.random.default_rng(4))
-    verdicts.publish(monitor, {"v2"})
+    _publish(verdicts, monitor)
     status, body = _call(srv, "/verdict?model=m&version=v2")
     assert status == 200 and body["verdict"] == "fail"
     assert body["rollback_to"] == "v1"
@@ -110,7 +117,7 @@ def test_page_only_breach_is_for_a_person(board: tuple[VerdictBoard, HttpServer]
     verdicts, srv = board
     monitor = _monitor(PAGE)
     _run(monitor, [(300, 0.30, 0.0)], np.random.default_rng(5))  # allow share 95% -> 70%
-    verdicts.publish(monitor, {"v2"})
+    _publish(verdicts, monitor)
     body = _call(srv, "/verdict?model=m&version=v2")[1]
     assert body["verdict"] == "inconclusive"
     assert [r["check"] for r in body["reasons"]] == ["allow-rate"]
@@ -119,7 +126,7 @@ def test_page_only_breach_is_for_a_person(board: tuple[VerdictBoard, HttpServer]
 
 def test_bad_requests_are_explained(board: tuple[VerdictBoard, HttpServer]) -> None:
     verdicts, srv = board
-    verdicts.publish(_monitor(DENY), {"v2"})
+    _publish(verdicts, _monitor(DENY))
     status, body = _call(srv, "/verdict?model=m")
     assert status == 400 and "model and version" in body["error"]
     status, body = _call(srv, "/verdict?model=m&version=v9")
