@@ -9,6 +9,7 @@ each, in order of first sight, up to a cap; later tools share the last bin.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from detectors.distribution import Distance
 from monitor.policy import Check, Metric
@@ -42,15 +43,13 @@ class ToolBins:
         self._index: dict[str, int] = {}
         self.folded = 0
 
-    def state(self) -> dict[str, object]:
+    def state(self) -> dict[str, Any]:
         """The tools in bin order, and how many calls were folded into the last bin."""
         return {"tools": list(self._index), "folded": self.folded}
 
-    def restore(self, state: dict[str, object]) -> None:
-        tools = state["tools"]
-        assert isinstance(tools, list)
-        self._index = {str(tool): i for i, tool in enumerate(tools)}
-        self.folded = int(str(state["folded"]))
+    def restore(self, state: dict[str, Any]) -> None:
+        self._index = {str(tool): i for i, tool in enumerate(state["tools"])}
+        self.folded = int(state["folded"])
 
     def __call__(self, tool: str) -> int:
         index = self._index.get(tool)

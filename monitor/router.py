@@ -13,15 +13,16 @@ lists none.
 from __future__ import annotations
 
 import math
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from monitor.events import ActionEvent, Event, InferenceEvent, OutcomeEvent
 from monitor.messages import Message, SourcePosition
 from monitor.policy import ModelPolicy, Policy
 from monitor.streams import Stream
+from monitor.tables import Deduper, Joined, JoinTable
 
 __all__ = [
     "MAX_CANDIDATES",
@@ -41,35 +42,6 @@ __all__ = [
 OTHER = "other"
 
 Role = Literal["baseline", "candidate"]
-
-
-class Deduper:
-    """Remembers the last ``capacity`` event ids; :meth:`seen` marks and reports repeats.
-
-    Ids older than the window are forgotten, so a duplicate arriving after
-    ``capacity`` newer events passes; the window is sized for redelivery after
-    a crash or a producer retry, which are close in the log.
-    """
-
-    def __init__(self, capacity: int = 1_000_000) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity}")
-        self.capacity = capacity
-        self._ids: dict[str, None] = {}
-
-    def seen(self, event_id: str) -> bool:
-        """Return True if ``event_id`` was seen within the window; remember it otherwise."""
-        ids = self._ids
-        if event_id in ids:
-            return True
-        ids[event_id] = None
-        if len(ids) > self.capacity:
-            # dicts keep insertion order: the first key is the oldest.
-            del ids[next(iter(ids))]
-        return False
-
-    def __len__(self) -> int:
-        return len(self._ids)
 
 
 class SegmentFolder:
@@ -109,84 +81,6 @@ class SegmentFolder:
         return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
-class Joined:
-    """What later events need to know about an inference."""
-
-    model: str
-    version: str
-    streams: tuple[Stream, ...]
-    negative: bool
-    time: float
-
-
-class JoinTable:
-    """``request_id`` -> :class:`Joined`, bounded by ``capacity`` entries and ``ttl`` seconds.
-
-    Age is measured in event time against the newest inference time seen, so a
-    replay of old data joins exactly as the live run did.
-    """
-
-    def __init__(self, capacity: int = 500_000, ttl: float = 14 * 86400.0) -> None:
-        if capacity < 1 or ttl <= 0:
-            raise ValueError("capacity must be >= 1 and ttl > 0")
-        self.capacity = capacity
-        self.ttl = ttl
-        self._table: OrderedDict[str, Joined] = OrderedDict()
-        self._watermark = float("-inf")
-        self._out_of_order = 0
-        self._swept_at = float("-inf")
-        self.evicted = 0
-
-    def put(self, request_id: str, joined: Joined) -> None:
-        table = self._table
-        table[request_id] = joined
-        table.move_to_end(request_id)
-        if joined.time > self._watermark:
-            self._watermark = joined.time
-        else:
-            self._out_of_order += 1
-        if len(table) > self.capacity:
-            table.popitem(last=False)
-            self.evicted += 1
-
-    def get(self, request_id: str) -> Joined | None:
-        joined = self._table.get(request_id)
-        if joined is not None and joined.time < self._watermark - self.ttl:
-            return None
-        return joined
-
-    def expire(self) -> int:
-        """Drop entries older than the TTL; returns how many were dropped.
-
-        Entries are kept in arrival order, so expiry pops from the head until a
-        fresh entry. Entries that arrived out of time order can hide behind a
-        fresh one; they are swept by a full pass, at most once per sixteenth
-        of a TTL of event time, so the cost stays amortised.
-        """
-        cutoff = self._watermark - self.ttl
-        table = self._table
-        dropped = 0
-        while table:
-            first = next(iter(table.values()))
-            if first.time >= cutoff:
-                break
-            table.popitem(last=False)
-            dropped += 1
-        if self._out_of_order and self._watermark - self._swept_at >= self.ttl / 16:
-            stale = [rid for rid, j in table.items() if j.time < cutoff]
-            for rid in stale:
-                del table[rid]
-            dropped += len(stale)
-            self._out_of_order = 0
-            self._swept_at = self._watermark
-        self.evicted += dropped
-        return dropped
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-
 # -- the routing stage ----------------------------------------------------------------------
 
 #: Candidate versions watched at once per model when the policy lists none.
@@ -218,15 +112,18 @@ class Versions:
         return "candidate"
 
 
+E = TypeVar("E", InferenceEvent, ActionEvent, OutcomeEvent)
+
+
 @dataclass(slots=True)
-class Routed:
+class Routed(Generic[E]):
     """One event routed to a model: its version and streams, and the time it counts at.
 
     ``at`` is the time of the inference the event belongs to (for an action
     or outcome joined to its inference, that inference's time).
     """
 
-    event: Event
+    event: E
     version: str
     baseline: bool
     streams: tuple[Stream, ...]
@@ -240,9 +137,9 @@ class Routed:
 class ModelWork:
     """What one batch brought for one model, in arrival order."""
 
-    inferences: list[Routed] = field(default_factory=list)
-    actions: list[Routed] = field(default_factory=list)
-    outcomes: list[Routed] = field(default_factory=list)
+    inferences: list[Routed[InferenceEvent]] = field(default_factory=list)
+    actions: list[Routed[ActionEvent]] = field(default_factory=list)
+    outcomes: list[Routed[OutcomeEvent]] = field(default_factory=list)
     #: Source of each inference (``topic:partition``) -> the largest inference time read there.
     marks: dict[str, float] = field(default_factory=dict)
     #: Where the model's latest message in the batch was read.
@@ -282,62 +179,76 @@ class Router:
     def route(self, events: Sequence[tuple[Event, Message]]) -> RouteResult:
         """Route valid events in order; every one is counted as processed or duplicate."""
         out = RouteResult()
-        seen, joins, versions = self.dedupe.seen, self.joins, self.versions
+        seen = self.dedupe.seen
         for event, message in events:
             kind = event.kind
             if seen(event.id):
                 out.duplicates[kind] += 1
                 continue
             out.processed[kind] += 1
-            if isinstance(event, OutcomeEvent):
-                joined = joins.get(event.request_id)
-                if joined is None:
-                    out.unjoined[kind] += 1
-                    continue
-                model, version = joined.model, joined.version
-                routed = Routed(event, version, False, joined.streams, joined.time, joined.negative)
-            else:
-                model, version = event.model, event.version
-                lookup = versions.get(model)
-                role = lookup.role(version) if lookup is not None else None
-                if isinstance(event, ActionEvent):
-                    joined = joins.get(event.request_id)
-                    if joined is None:
-                        out.unjoined[kind] += 1
-                    if role is None:
-                        out.unmonitored[kind] += 1
-                        continue
-                    if joined is not None and (joined.model, joined.version) == (model, version):
-                        streams, at = joined.streams, joined.time
-                    else:  # its inference is unseen or expired: overall stream, its own time
-                        streams, at = ((),), event.time.timestamp()
-                    routed = Routed(event, version, role == "baseline", streams, at, False)
-                else:
-                    if role is None or lookup is None:
-                        out.unmonitored[kind] += 1
-                        continue
-                    if role == "candidate":
-                        lookup.seen.add(version)
-                    at = event.time.timestamp()
-                    negative = event.decision in self._negative[model]
-                    streams = self.folders[model].streams(event.segments)
-                    routed = Routed(event, version, role == "baseline", streams, at, negative)
-                    joins.put(event.request_id, Joined(model, version, streams, negative, at))
-            work = out.work.get(model)
-            if work is None:
-                work = out.work[model] = ModelWork()
-            work.position = message.position
             if isinstance(event, InferenceEvent):
-                work.inferences.append(routed)
-                source = message.source
-                if routed.at > work.marks.get(source, -math.inf):
-                    work.marks[source] = routed.at
+                self._inference(event, message, out)
             elif isinstance(event, ActionEvent):
-                work.actions.append(routed)
+                self._action(event, message, out)
             else:
-                work.outcomes.append(routed)
-        joins.expire()
+                self._outcome(event, message, out)
+        self.joins.expire()
         return out
+
+    @staticmethod
+    def _work(out: RouteResult, model: str, message: Message) -> ModelWork:
+        work = out.work.get(model)
+        if work is None:
+            work = out.work[model] = ModelWork()
+        work.position = message.position
+        return work
+
+    def _role(self, model: str, version: str) -> Role | None:
+        lookup = self.versions.get(model)
+        return lookup.role(version) if lookup is not None else None
+
+    def _inference(self, event: InferenceEvent, message: Message, out: RouteResult) -> None:
+        model, version = event.model, event.version
+        role = self._role(model, version)
+        if role is None:
+            out.unmonitored[event.kind] += 1
+            return
+        if role == "candidate":
+            self.versions[model].seen.add(version)
+        at = event.time.timestamp()
+        negative = event.decision in self._negative[model]
+        streams = self.folders[model].streams(event.segments)
+        self.joins.put(event.request_id, Joined(model, version, streams, negative, at))
+        work = self._work(out, model, message)
+        work.inferences.append(Routed(event, version, role == "baseline", streams, at, negative))
+        source = message.source
+        if at > work.marks.get(source, -math.inf):
+            work.marks[source] = at
+
+    def _action(self, event: ActionEvent, message: Message, out: RouteResult) -> None:
+        model, version = event.model, event.version
+        joined = self.joins.get(event.request_id)
+        if joined is None:
+            out.unjoined[event.kind] += 1
+        role = self._role(model, version)
+        if role is None:
+            out.unmonitored[event.kind] += 1
+            return
+        if joined is not None and (joined.model, joined.version) == (model, version):
+            streams, at = joined.streams, joined.time
+        else:  # its inference is unseen or expired: the overall stream, at its own time
+            streams, at = ((),), event.time.timestamp()
+        work = self._work(out, model, message)
+        work.actions.append(Routed(event, version, role == "baseline", streams, at, False))
+
+    def _outcome(self, event: OutcomeEvent, message: Message, out: RouteResult) -> None:
+        joined = self.joins.get(event.request_id)
+        if joined is None:
+            out.unjoined[event.kind] += 1
+            return
+        work = self._work(out, joined.model, message)
+        routed = Routed(event, joined.version, False, joined.streams, joined.time, joined.negative)
+        work.outcomes.append(routed)
 
     def drain_folded(self) -> dict[str, int]:
         """Segment values folded into ``other`` per model since the last call."""

@@ -18,10 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors import DistributionRecovery, DistributionShiftDetector
-from monitor.binning import Binner, latency_bin, score_bin
+from monitor.binning import Binner, ToolBins, latency_bin, score_bin
 from monitor.buckets import Buckets, TallyBuckets
 from monitor.episodes import CheckStatus, Episodes
-from monitor.events import ActionEvent, InferenceEvent
 from monitor.messages import SourcePosition
 from monitor.policy import Check, Metric, ModelPolicy
 from monitor.router import ModelWork
@@ -46,32 +45,32 @@ class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionReco
     ) -> None:
         super().__init__(policy, checks, detector_arl0, episodes)
         self._binned: list[tuple[Binner, Buckets]] = []
-        self._tools: list[tuple[Binner, TallyBuckets]] = []
+        self._tools: list[tuple[Binner, ToolBins, TallyBuckets]] = []
         for check in checks:
             binner = Binner(check)
-            if check.metric is Metric.TOOL_DISTRIBUTION:
+            if binner.tools is not None:
                 # Tools are counted by name and binned at release, in name order.
-                self._tools.append((binner, TallyBuckets(policy.action_window_seconds)))
+                tallies = TallyBuckets(policy.action_window_seconds)
+                self._tools.append((binner, binner.tools, tallies))
             else:
                 self._binned.append((binner, Buckets(binner.n_bins, 0.0)))
-        self._binners = {b.check.name: b for b, _ in [*self._binned, *self._tools]}
+        self._binners = {b.check.name: b for b, _ in self._binned}
+        self._binners.update({b.check.name: b for b, _, _ in self._tools})
         #: The baseline's histogram per (check, stream), to prime new detectors.
         self._reference: dict[tuple[str, Stream], NDArray[np.float64]] = {}
 
     def feed(self, work: ModelWork) -> None:
-        for binner, tallies in self._tools:
-            for row in work.actions:
-                action = row.event
-                assert isinstance(action, ActionEvent)  # routed as an action
+        for binner, _, tallies in self._tools:
+            for called in work.actions:
+                action = called.event
                 if action.tool is None or not matches(action, binner.check.where):
                     continue
-                if not tallies.add(row.version, row.streams, row.at, action.tool):
-                    row.late = True
+                if not tallies.add(called.version, called.streams, called.at, action.tool):
+                    called.late = True
         for binner, buckets in self._binned:
             metric = binner.check.metric
             for row in work.inferences:
                 event = row.event
-                assert isinstance(event, InferenceEvent)  # routed as an inference
                 if metric is Metric.SCORE_DISTRIBUTION and event.score is not None:
                     bins = (score_bin(event.score, binner.n_bins),)
                 elif metric is Metric.LATENCY and event.latency_ms is not None:
@@ -86,9 +85,7 @@ class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionReco
             for index, rows in buckets.release(watermark):
                 hists = {key: np.asarray(row[1:], dtype=np.float64) for key, row in rows.items()}
                 self._judge_bucket(binner.check, hists, buckets.final_at(index), source)
-        for binner, tallies in self._tools:
-            tools = binner.tools
-            assert tools is not None  # a tool distribution has tool bins
+        for binner, tools, tallies in self._tools:
             for index, calls in tallies.release(watermark):
                 hists = {}
                 for key, counts in calls.items():
@@ -148,8 +145,8 @@ class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionReco
     def _buckets_state(self) -> dict[str, Any]:
         return {
             "buckets": {b.check.name: buckets.state() for b, buckets in self._binned},
-            "tallies": {b.check.name: tallies.state() for b, tallies in self._tools},
-            "tools": {b.check.name: b.tools.state() for b, _ in self._tools if b.tools},
+            "tallies": {b.check.name: tallies.state() for b, _, tallies in self._tools},
+            "tools": {b.check.name: tools.state() for b, tools, _ in self._tools},
             "reference": [
                 {"check": check, "stream": encode_stream(stream), "hist": hist}
                 for (check, stream), hist in self._reference.items()
@@ -159,10 +156,9 @@ class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionReco
     def _restore_buckets(self, state: dict[str, Any]) -> None:
         for binner, buckets in self._binned:
             buckets.restore(state["buckets"][binner.check.name])
-        for binner, tallies in self._tools:
+        for binner, tools, tallies in self._tools:
             tallies.restore(state["tallies"][binner.check.name])
-            if binner.tools is not None:
-                binner.tools.restore(state["tools"][binner.check.name])
+            tools.restore(state["tools"][binner.check.name])
         self._reference = {
             (str(item["check"]), decode_stream(item["stream"])): np.asarray(
                 item["hist"], dtype=np.float64

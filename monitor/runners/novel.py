@@ -18,7 +18,6 @@ from typing import Any
 from detectors import NovelToolDetector, RateRecovery
 from monitor.buckets import TallyBuckets
 from monitor.episodes import CheckStatus, Episodes
-from monitor.events import ActionEvent
 from monitor.messages import SourcePosition
 from monitor.policy import Check, ModelPolicy
 from monitor.router import ModelWork
@@ -52,20 +51,19 @@ class NovelToolRunner(CheckRunner[NovelToolDetector, RateRecovery]):
         self._reference = {c.name: NovelToolDetector(c.min_baseline_calls or 1000) for c in checks}
 
     def feed(self, work: ModelWork) -> None:
-        for row in work.inferences:
-            if not row.baseline:
+        for inference in work.inferences:
+            if not inference.baseline:
                 for check in self.checks:  # listed (inconclusive) from the first inference
-                    self.status(check, row.version, ())
-        for row in work.actions:
-            action = row.event
-            assert isinstance(action, ActionEvent)  # routed as an action
-            if action.tool is None:
+                    self.status(check, inference.version, ())
+        for called in work.actions:
+            tool = called.event.tool
+            if tool is None:
                 continue
             for check in self.checks:
-                if row.baseline or matches(action, check.where):
+                if called.baseline or matches(called.event, check.where):
                     tally = self._tallies[check.name]
-                    if not tally.add(row.version, ((),), row.at, action.tool):
-                        row.late = True
+                    if not tally.add(called.version, ((),), called.at, tool):
+                        called.late = True
 
     def release(self, watermark: float, source: SourcePosition | None) -> None:
         for check in self.checks:

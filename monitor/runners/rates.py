@@ -21,7 +21,7 @@ from detectors import RateRecovery, RateShiftDetector
 from detectors.calibration import Family
 from monitor.buckets import Buckets, Row
 from monitor.episodes import CheckStatus, Episodes
-from monitor.events import ActionEvent, OutcomeEvent
+from monitor.events import ActionEvent
 from monitor.messages import SourcePosition
 from monitor.policy import Check, Metric, ModelPolicy
 from monitor.router import ModelWork
@@ -76,36 +76,28 @@ class RateRunner(CheckRunner[RateShiftDetector, RateRecovery]):
 
     def feed(self, work: ModelWork) -> None:
         short, fn = bool(self._short), bool(self._fn)
-        for row in work.inferences:
+        buckets, fn_buckets = self.buckets, self.fn_buckets
+        for inference in work.inferences:
+            version, streams, at = inference.version, inference.streams, inference.at
             if short:
-                event = row.event
-                decision = getattr(event, "decision", None)
+                decision = inference.event.decision
                 cols = [j for j, wanted in self._decision_cols if wanted == decision]
-                if not self.buckets.add(row.version, row.streams, row.at, 1.0, cols):
-                    row.late = True
-            if (
-                fn
-                and row.negative
-                and not self.fn_buckets.add(row.version, row.streams, row.at, 1.0)
-            ):
-                row.late = True
+                if not buckets.add(version, streams, at, 1.0, cols):
+                    inference.late = True
+            if fn and inference.negative and not fn_buckets.add(version, streams, at, 1.0):
+                inference.late = True
         if self._action_cols:
-            for row in work.actions:
-                action = row.event
-                assert isinstance(action, ActionEvent)  # routed as an action
-                cols = [j for j, where in self._action_cols if matches(action, where)]
-                if cols and not self.buckets.add(row.version, row.streams, row.at, 0.0, cols):
-                    row.late = True
+            for action in work.actions:
+                cols = [j for j, where in self._action_cols if matches(action.event, where)]
+                if cols and not buckets.add(action.version, action.streams, action.at, 0.0, cols):
+                    action.late = True
         if fn:
             every = range(len(self._fn))
-            for row in work.outcomes:
-                outcome = row.event
-                assert isinstance(outcome, OutcomeEvent)  # routed as an outcome
-                positive = row.negative and outcome.label in self._positive
-                if positive and not self.fn_buckets.add(
-                    row.version, row.streams, row.at, 0.0, every
-                ):
-                    row.late = True
+            for outcome in work.outcomes:
+                if not (outcome.negative and outcome.event.label in self._positive):
+                    continue
+                if not fn_buckets.add(outcome.version, outcome.streams, outcome.at, 0.0, every):
+                    outcome.late = True
 
     def release(self, watermark: float, source: SourcePosition | None) -> None:
         for buckets, checks in ((self.buckets, self._short), (self.fn_buckets, self._fn)):
