@@ -24,6 +24,11 @@ class SourcePosition(NamedTuple):
     def as_dict(self) -> dict[str, object]:
         return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
 
+    @property
+    def source(self) -> str:
+        """The input it was read from, ``topic:partition``: each keeps its own watermark."""
+        return f"{self.topic}:{self.partition}"
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -41,7 +46,7 @@ class Message:
 
     @property
     def source(self) -> str:
-        """The input it came from, ``topic:partition``: each keeps its own event-time watermark."""
+        """The input it came from, ``topic:partition``."""
         return f"{self.topic}:{self.partition}"
 
 

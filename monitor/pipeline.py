@@ -37,27 +37,6 @@ log = structlog.get_logger("shiftwatch.pipeline")
 
 
 @dataclass(slots=True)
-class BatchResult:
-    """What one call to :meth:`Pipeline.process` did."""
-
-    consumed: int = 0
-    processed: int = 0
-    dead_lettered: int = 0
-    duplicates: int = 0
-    alerts: list[AlertRecord] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def add(self, other: BatchResult) -> None:
-        """Add another result (e.g. another partition's part of the same batch)."""
-        self.consumed += other.consumed
-        self.processed += other.processed
-        self.dead_lettered += other.dead_lettered
-        self.duplicates += other.duplicates
-        self.alerts.extend(other.alerts)
-        self.seconds += other.seconds
-
-
-@dataclass(slots=True)
 class Ledger:
     """Running totals; ``consumed == processed + dead_lettered + duplicates`` always holds."""
 
@@ -83,6 +62,25 @@ class Ledger:
         """
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one call to :meth:`Pipeline.process` did: its counts, alerts and duration."""
+
+    counts: Ledger = field(default_factory=Ledger)
+    alerts: list[AlertRecord] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def consumed(self) -> int:
+        return self.counts.consumed
+
+    def add(self, other: BatchResult) -> None:
+        """Add another result (e.g. another partition's part of the same batch)."""
+        self.counts.add(other.counts)
+        self.alerts.extend(other.alerts)
+        self.seconds += other.seconds
 
 
 class Pipeline:
@@ -178,7 +176,7 @@ class Pipeline:
         limits = self.limits
         not_after = time.time() + limits.max_future_seconds
         consumed: Counter[str] = Counter()
-        valid: list[tuple[Event, Message]] = []
+        valid: list[tuple[Event, SourcePosition]] = []
         rejected: list[tuple[Message, Rejection]] = []
         for message in batch:
             event = decode(message.value, max_bytes=limits.max_message_bytes, not_after=not_after)
@@ -187,7 +185,7 @@ class Pipeline:
                 rejected.append((message, event))
             else:
                 consumed[event.kind] += 1
-                valid.append((event, message))
+                valid.append((event, message.position))
         routed = self.router.route(valid)
         self.watermarks.heard({m.source for m in batch})
         late: Counter[tuple[str, str]] = Counter()
@@ -227,14 +225,17 @@ class Pipeline:
             for sink in self.alert_sinks:
                 sink.flush()
 
-        result = BatchResult(
+        counts = Ledger(
             consumed=sum(consumed.values()),
             processed=sum(routed.processed.values()),
             dead_lettered=len(rejected),
             duplicates=sum(routed.duplicates.values()),
-            alerts=alerts,
-            seconds=time.perf_counter() - started,
+            unjoined=sum(routed.unjoined.values()),
+            unmonitored=sum(routed.unmonitored.values()),
+            late=sum(late.values()),
+            alerts=len(alerts),
         )
+        result = BatchResult(counts, alerts, time.perf_counter() - started)
         self._account(result, consumed, routed, rejected, late)
         return result
 
@@ -246,15 +247,8 @@ class Pipeline:
         rejected: list[tuple[Message, Rejection]],
         late: Counter[tuple[str, str]],
     ) -> None:
-        ledger, m = self.ledger, self.metrics
-        ledger.consumed += result.consumed
-        ledger.processed += result.processed
-        ledger.dead_lettered += result.dead_lettered
-        ledger.duplicates += result.duplicates
-        ledger.unjoined += sum(routed.unjoined.values())
-        ledger.unmonitored += sum(routed.unmonitored.values())
-        ledger.late += sum(late.values())
-        ledger.alerts += len(result.alerts)
+        m = self.metrics
+        self.ledger.add(result.counts)
         for counter, values in (
             (m.consumed, consumed),
             (m.processed, routed.processed),

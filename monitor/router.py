@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from monitor.events import ActionEvent, Event, InferenceEvent, OutcomeEvent
-from monitor.messages import Message, SourcePosition
+from monitor.messages import SourcePosition
 from monitor.policy import ModelPolicy, Policy
 from monitor.streams import Stream
 from monitor.tables import Deduper, Joined, JoinTable
@@ -176,38 +176,38 @@ class Router:
         self.folders = {m.name: SegmentFolder(m.segments, cap=segment_cap) for m in policy.models}
         self._negative = {m.name: frozenset(m.negative_decisions) for m in policy.models}
 
-    def route(self, events: Sequence[tuple[Event, Message]]) -> RouteResult:
+    def route(self, events: Sequence[tuple[Event, SourcePosition]]) -> RouteResult:
         """Route valid events in order; every one is counted as processed or duplicate."""
         out = RouteResult()
         seen = self.dedupe.seen
-        for event, message in events:
+        for event, position in events:
             kind = event.kind
             if seen(event.id):
                 out.duplicates[kind] += 1
                 continue
             out.processed[kind] += 1
             if isinstance(event, InferenceEvent):
-                self._inference(event, message, out)
+                self._inference(event, position, out)
             elif isinstance(event, ActionEvent):
-                self._action(event, message, out)
+                self._action(event, position, out)
             else:
-                self._outcome(event, message, out)
+                self._outcome(event, position, out)
         self.joins.expire()
         return out
 
     @staticmethod
-    def _work(out: RouteResult, model: str, message: Message) -> ModelWork:
+    def _work(out: RouteResult, model: str, position: SourcePosition) -> ModelWork:
         work = out.work.get(model)
         if work is None:
             work = out.work[model] = ModelWork()
-        work.position = message.position
+        work.position = position
         return work
 
     def _role(self, model: str, version: str) -> Role | None:
         lookup = self.versions.get(model)
         return lookup.role(version) if lookup is not None else None
 
-    def _inference(self, event: InferenceEvent, message: Message, out: RouteResult) -> None:
+    def _inference(self, event: InferenceEvent, position: SourcePosition, out: RouteResult) -> None:
         model, version = event.model, event.version
         role = self._role(model, version)
         if role is None:
@@ -219,13 +219,13 @@ class Router:
         negative = event.decision in self._negative[model]
         streams = self.folders[model].streams(event.segments)
         self.joins.put(event.request_id, Joined(model, version, streams, negative, at))
-        work = self._work(out, model, message)
+        work = self._work(out, model, position)
         work.inferences.append(Routed(event, version, role == "baseline", streams, at, negative))
-        source = message.source
+        source = position.source
         if at > work.marks.get(source, -math.inf):
             work.marks[source] = at
 
-    def _action(self, event: ActionEvent, message: Message, out: RouteResult) -> None:
+    def _action(self, event: ActionEvent, position: SourcePosition, out: RouteResult) -> None:
         model, version = event.model, event.version
         joined = self.joins.get(event.request_id)
         if joined is None:
@@ -238,15 +238,15 @@ class Router:
             streams, at = joined.streams, joined.time
         else:  # its inference is unseen or expired: the overall stream, at its own time
             streams, at = ((),), event.time.timestamp()
-        work = self._work(out, model, message)
+        work = self._work(out, model, position)
         work.actions.append(Routed(event, version, role == "baseline", streams, at, False))
 
-    def _outcome(self, event: OutcomeEvent, message: Message, out: RouteResult) -> None:
+    def _outcome(self, event: OutcomeEvent, position: SourcePosition, out: RouteResult) -> None:
         joined = self.joins.get(event.request_id)
         if joined is None:
             out.unjoined[event.kind] += 1
             return
-        work = self._work(out, joined.model, message)
+        work = self._work(out, joined.model, position)
         routed = Routed(event, joined.version, False, joined.streams, joined.time, joined.negative)
         work.outcomes.append(routed)
 
