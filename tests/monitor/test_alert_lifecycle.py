@@ -2,87 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 
-from monitor.alerts import AlertRecord, alert_id
-from monitor.messages import Message
-from monitor.pipeline import Pipeline
-from monitor.policy import parse_policy
-from monitor.replay import LogDeadLetterSink
-
-START = datetime(2026, 1, 1, tzinfo=UTC)
-RATE = 50  # inferences per second per version
-
-
-def _monitor(*checks: dict[str, object]) -> Pipeline:
-    """A pipeline watching model m: baseline v1, candidate v2, the given checks."""
-    policy = {
-        "version": 1,
-        "models": [
-            {
-                "name": "m",
-                "owner": "team-risk",
-                "baseline": "v1",
-                "candidates": ["v2"],
-                "controls": ["SOC2-CC7.2"],
-                "false_alarm": {"arl0": 1e6},
-                "checks": list(checks),
-            }
-        ],
-    }
-    return Pipeline(
-        parse_policy(policy), dead_letters=LogDeadLetterSink(), clock="event", quiet=True
-    )
-
-
-DENY = {
-    "name": "deny",
-    "metric": "decision_rate",
-    "where": {"decision": "deny"},
-    "tolerance": {"max_increase": 0.02},
-    "action": "rollback",
-}
-DRIFT = {"name": "drift", "metric": "score_distribution", "tolerance": {"max_distance": 0.1}}
-
-
-def _run(
-    monitor: Pipeline,
-    phases: list[tuple[int, float, float]],
-    rng: np.random.Generator,
-) -> list[AlertRecord]:
-    """Feed both versions second by second: (seconds, candidate deny share, candidate score shift).
-
-    The baseline denies 5% and scores uniformly on [0, 0.7]; each second is one batch.
-    """
-    alerts: list[AlertRecord] = []
-    t, i = START, 0
-    for seconds, deny, shift in phases:
-        for _ in range(seconds):
-            batch = []
-            for version, p, s in (("v1", 0.05, 0.0), ("v2", deny, shift)):
-                denied = rng.random(RATE) < p
-                scores = rng.random(RATE) * 0.7 + s
-                for k in range(RATE):
-                    i += 1
-                    at = t + timedelta(microseconds=int(1e6 * k / RATE))
-                    event = {
-                        "kind": "inference",
-                        "id": f"e{i}",
-                        "time": at.isoformat(),
-                        "request_id": f"r{i}",
-                        "model": "m",
-                        "version": version,
-                        "score": float(scores[k]),
-                        "decision": "deny" if denied[k] else "allow",
-                    }
-                    batch.append(Message(json.dumps(event).encode(), "t", 0, i))
-            t += timedelta(seconds=1)
-            alerts.extend(monitor.process(batch).alerts)
-    return alerts
+from monitor.alerts import alert_id
+from tests.conftest import DENY, DRIFT, START
+from tests.conftest import one_model_pipeline as _monitor
+from tests.conftest import run_seconds as _run
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,9 @@ from prometheus_client import CollectorRegistry
 from monitor.http import HttpServer
 from monitor.pipeline import Pipeline
 from monitor.verdict import VerdictBoard
-from tests.conftest import http_request
-from tests.monitor.test_alert_lifecycle import DENY, _monitor, _run
+from tests.conftest import DENY, http_request
+from tests.conftest import one_model_pipeline as _monitor
+from tests.conftest import run_seconds as _run
 
 PAGE = {
     "name": "allow-rate",
