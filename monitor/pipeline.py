@@ -171,60 +171,17 @@ class Pipeline:
         """Process one batch completely: every message is routed, dead-lettered or dropped.
 
         ``backlog``: messages waiting per input (an input with a backlog is never idle).
+        An empty batch (an idle poll) still lets event time move on.
         """
         started = time.perf_counter()
-        limits = self.limits
-        not_after = time.time() + limits.max_future_seconds
-        consumed: Counter[str] = Counter()
-        valid: list[tuple[Event, SourcePosition]] = []
-        rejected: list[tuple[Message, Rejection]] = []
-        for message in batch:
-            event = decode(message.value, max_bytes=limits.max_message_bytes, not_after=not_after)
-            if isinstance(event, Rejection):
-                consumed[event.kind] += 1
-                rejected.append((message, event))
-            else:
-                consumed[event.kind] += 1
-                valid.append((event, message.position))
+        consumed, valid, rejected = self._validate(batch)
         routed = self.router.route(valid)
         self.watermarks.heard({m.source for m in batch})
-        late: Counter[tuple[str, str]] = Counter()
-        for name, work in routed.work.items():
-            for source_name, mark in work.marks.items():
-                self.watermarks.observe(name, source_name, mark)
-            for runner in self.models[name].runners:
-                runner.feed(work)
-            for kind, rows in (
-                ("inference", work.inferences),
-                ("action", work.actions),
-                ("outcome", work.outcomes),
-            ):
-                n = sum(1 for row in rows if row.late)
-                if n:
-                    late[(name, kind)] += n
+        late = self._count(routed)
         if batch:
             self._last = batch[-1].position
-        last = self._last  # on an idle poll: the latest message read
-        alerts: list[AlertRecord] = []
-        for name, model in self.models.items():
-            done = routed.work.get(name)
-            position = done.position if done is not None and done.position else last
-            watermark = self.watermarks.watermark(name, backlog)
-            for runner in model.runners:
-                runner.release(watermark, position)
-            alerts.extend(model.episodes.drain())
-
-        for message, rejection in rejected:
-            self.dead_letters.send(message, rejection)
-        for alert in alerts:
-            for sink in self.alert_sinks:
-                sink.emit(alert)
-        if rejected:
-            self.dead_letters.flush()
-        if alerts:
-            for sink in self.alert_sinks:
-                sink.flush()
-
+        alerts = self._release(routed, backlog)
+        self._deliver(rejected, alerts)
         counts = Ledger(
             consumed=sum(consumed.values()),
             processed=sum(routed.processed.values()),
@@ -238,6 +195,72 @@ class Pipeline:
         result = BatchResult(counts, alerts, time.perf_counter() - started)
         self._account(result, consumed, routed, rejected, late)
         return result
+
+    def _validate(
+        self, batch: Sequence[Message]
+    ) -> tuple[Counter[str], list[tuple[Event, SourcePosition]], list[tuple[Message, Rejection]]]:
+        """Decode every message: valid events with their positions, rejects with reasons."""
+        limits = self.limits
+        not_after = time.time() + limits.max_future_seconds
+        consumed: Counter[str] = Counter()
+        valid: list[tuple[Event, SourcePosition]] = []
+        rejected: list[tuple[Message, Rejection]] = []
+        for message in batch:
+            event = decode(message.value, max_bytes=limits.max_message_bytes, not_after=not_after)
+            consumed[event.kind] += 1
+            if isinstance(event, Rejection):
+                rejected.append((message, event))
+            else:
+                valid.append((event, message.position))
+        return consumed, valid, rejected
+
+    def _count(self, routed: RouteResult) -> Counter[tuple[str, str]]:
+        """Advance each input's event time, count the work into buckets; late per (model, kind)."""
+        late: Counter[tuple[str, str]] = Counter()
+        for name, work in routed.work.items():
+            for source, mark in work.marks.items():
+                self.watermarks.observe(name, source, mark)
+            for runner in self.models[name].runners:
+                runner.feed(work)
+            for kind, rows in (
+                ("inference", work.inferences),
+                ("action", work.actions),
+                ("outcome", work.outcomes),
+            ):
+                n = sum(1 for row in rows if row.late)
+                if n:
+                    late[(name, kind)] += n
+        return late
+
+    def _release(
+        self, routed: RouteResult, backlog: Mapping[str, int | None] | None
+    ) -> list[AlertRecord]:
+        """Judge every bucket each model's watermark has passed; the alerts raised."""
+        alerts: list[AlertRecord] = []
+        for name, model in self.models.items():
+            done = routed.work.get(name)
+            # Where the releasing message was read; on an idle poll, the latest one read.
+            position = done.position if done is not None and done.position else self._last
+            watermark = self.watermarks.watermark(name, backlog)
+            for runner in model.runners:
+                runner.release(watermark, position)
+            alerts.extend(model.episodes.drain())
+        return alerts
+
+    def _deliver(
+        self, rejected: list[tuple[Message, Rejection]], alerts: list[AlertRecord]
+    ) -> None:
+        """Dead letters and alerts to their sinks, flushed (durable) before the batch ends."""
+        for message, rejection in rejected:
+            self.dead_letters.send(message, rejection)
+        for alert in alerts:
+            for sink in self.alert_sinks:
+                sink.emit(alert)
+        if rejected:
+            self.dead_letters.flush()
+        if alerts:
+            for sink in self.alert_sinks:
+                sink.flush()
 
     def _account(
         self,
