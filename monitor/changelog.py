@@ -6,13 +6,17 @@ topic is compacted, so the latest checkpoint per partition is kept. When a
 replica is assigned a partition it reads the changelog and restores the
 latest checkpoint for it: state moves with its partition on a rebalance.
 
-Checkpoints are pickles, so each is signed with HMAC-SHA256 under a secret
-shared by the replicas (``state.changelog_secret``); one whose signature does
-not verify is ignored (logged), never unpickled: anyone able to write to the
-topic cannot make a replica run code.
+Each checkpoint is sealed by :func:`monitor.envelope.seal` under the secret
+shared by the replicas (``state.secret``, alias ``state.changelog_secret``):
+msgpack, zlib-compressed, then signed (HMAC-SHA256), so a reader verifies the
+signature before it decompresses or decodes anything; only plain data is decoded.
+An entry that cannot be restored (damaged, foreign, signed with another
+secret, or of another format) comes back from :meth:`KafkaChangelog.load` as
+a :class:`~monitor.envelope.CheckpointError`; ``state.mismatch`` decides what
+happens (:mod:`monitor.partitions`).
 
 A checkpoint is larger than Kafka's default record limit (1 MB) as soon as
-the dedupe and join tables fill, so it is compressed and cut into chunks of
+the dedupe and join tables fill, so the sealed bytes are cut into chunks of
 at most 512 KiB, each under its own key ``<key>@<snapshot>#<i>``; then the
 record under ``<key>`` itself names the snapshot and its chunk count, and the
 previous snapshot's chunks are deleted (tombstones). A crash part-way leaves
@@ -21,62 +25,41 @@ the previous header, whose chunks are all still there.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import pickle
 import time
 import uuid
 import zlib
-from typing import Any
 
 import structlog
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from monitor.config import KafkaSettings
-from monitor.state import Checkpoint
+from monitor.envelope import (
+    LEGACY_MAGIC,
+    Checkpoint,
+    CheckpointError,
+    legacy_format_error,
+    open_sealed,
+    seal,
+)
 
-__all__ = ["KafkaChangelog", "open_checkpoint", "seal_checkpoint"]
+__all__ = ["KafkaChangelog"]
 
 log = structlog.get_logger("shiftwatch.changelog")
 
-_MAGIC = b"SWCK1"
-_SIG = 32
 _CHUNK = 512 * 1024
 
 
-def seal_checkpoint(checkpoint: Checkpoint, secret: bytes) -> bytes:
-    """The signed bytes of a checkpoint: magic, HMAC-SHA256 of the payload, payload."""
-    payload = pickle.dumps(
-        {
-            "policy": checkpoint.policy,
-            "state": checkpoint.state,
-            "positions": checkpoint.positions,
-            "saved_at": checkpoint.saved_at,
-            "format": checkpoint.format,
-        },
-        protocol=pickle.HIGHEST_PROTOCOL,
-    )
-    return _MAGIC + hmac.new(secret, payload, hashlib.sha256).digest() + payload
-
-
-def open_checkpoint(value: bytes, secret: bytes) -> Checkpoint | None:
-    """The checkpoint in ``value``, or None if it is not one or its signature fails."""
-    if not value.startswith(_MAGIC) or len(value) < len(_MAGIC) + _SIG:
-        return None
-    sig = value[len(_MAGIC) : len(_MAGIC) + _SIG]
-    payload = value[len(_MAGIC) + _SIG :]
-    if not hmac.compare_digest(sig, hmac.new(secret, payload, hashlib.sha256).digest()):
-        return None
-    data: dict[str, Any] = pickle.loads(payload)  # signed by a replica holding the secret
-    return Checkpoint(
-        policy=data["policy"],
-        state=data["state"],
-        positions=data["positions"],
-        saved_at=data["saved_at"],
-        format=data["format"],
-    )
+def _is_legacy(blob: bytes) -> bool:
+    """Whether ``blob`` is a format 1 record (a zlib stream starting ``SWCK1``); only its
+    first five bytes are decompressed, nothing else is read."""
+    if blob[:1] != b"\x78":  # zlib's header byte for the default window
+        return False
+    try:
+        return zlib.decompressobj().decompress(blob, len(LEGACY_MAGIC)) == LEGACY_MAGIC
+    except zlib.error:
+        return False
 
 
 class KafkaChangelog:
@@ -97,7 +80,7 @@ class KafkaChangelog:
     def save(self, key: str, checkpoint: Checkpoint) -> None:
         """Produce the checkpoint's chunks, then its header; wait for the acknowledgements."""
         checkpoint.saved_at = time.time()
-        blob = zlib.compress(seal_checkpoint(checkpoint, self._secret), 1)
+        blob = seal(checkpoint, self._secret, compress=True)
         snapshot = uuid.uuid4().hex
         chunks = [blob[i : i + _CHUNK] for i in range(0, len(blob), _CHUNK)] or [b""]
         futures = [
@@ -116,8 +99,11 @@ class KafkaChangelog:
             self._producer.flush(timeout=30)
         self._written[key] = (snapshot, len(chunks))
 
-    def load(self, keys: list[str], timeout: float = 30.0) -> dict[str, Checkpoint]:
-        """The latest valid checkpoint of each key present, read from the topic's start."""
+    def load(
+        self, keys: list[str], timeout: float = 30.0
+    ) -> dict[str, Checkpoint | CheckpointError]:
+        """The latest checkpoint of each key present, read from the topic's start; or why it
+        cannot be restored (a :class:`~monitor.envelope.CheckpointError`, not raised)."""
         wanted = set(keys)
         found: dict[str, bytes | None] = {}
         consumer = KafkaConsumer(
@@ -150,30 +136,36 @@ class KafkaChangelog:
                     break
         finally:
             consumer.close()
-        out: dict[str, Checkpoint] = {}
+        out: dict[str, Checkpoint | CheckpointError] = {}
         for name in keys:
-            checkpoint = self._assemble(name, found)
-            if checkpoint is not None:
-                out[name] = checkpoint
+            if found.get(name) is not None:
+                try:
+                    out[name] = self._assemble(name, found)
+                except CheckpointError as err:
+                    out[name] = err
         return out
 
-    def _assemble(self, key: str, found: dict[str, bytes | None]) -> Checkpoint | None:
-        header = found.get(key)
-        if header is None:
-            return None
+    def _assemble(self, key: str, found: dict[str, bytes | None]) -> Checkpoint:
+        header = found[key] or b""
         try:
             meta = json.loads(header)
-            parts = [found[f"{key}@{meta['snapshot']}#{i}"] for i in range(int(meta["chunks"]))]
-            blob = zlib.decompress(b"".join(p or b"" for p in parts))
-        except (ValueError, KeyError, TypeError, zlib.error) as exc:
-            log.error("changelog entry not restored: incomplete", key=key, error=str(exc)[:200])
-            return None
-        checkpoint = open_checkpoint(blob, self._secret)
-        if checkpoint is None:
-            log.error("changelog entry not restored: bad signature or format", key=key)
-            return None
-        self._written[key] = (meta["snapshot"], int(meta["chunks"]))
-        return checkpoint
+            snapshot, chunks = str(meta["snapshot"]), int(meta["chunks"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(
+                "foreign", f"not a shiftwatch changelog header ({str(exc)[:100]})"
+            ) from exc
+        # Whatever the chunks hold, the next save deletes them.
+        self._written[key] = (snapshot, chunks)
+        parts = [found.get(f"{key}@{snapshot}#{i}") for i in range(chunks)]
+        missing = [i for i, part in enumerate(parts) if part is None]
+        if missing:
+            raise CheckpointError(
+                "truncated", f"{len(missing)} of the checkpoint's {chunks} chunks are missing"
+            )
+        blob = b"".join(p or b"" for p in parts)
+        if _is_legacy(blob):
+            raise legacy_format_error()
+        return open_sealed(blob, self._secret)
 
     def close(self) -> None:
         self._producer.close(timeout=5)

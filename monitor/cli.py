@@ -39,16 +39,25 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--alert-topic", help="produce alert records to this Kafka topic")
     p.add_argument("--outbox", help="SQLite file of the durable alert outbox")
     p.add_argument("--state", help="SQLite file of checkpoints: resume from it after a restart")
+    p.add_argument(
+        "--state-mismatch",
+        choices=["fail", "fresh"],
+        help="a checkpoint that cannot be restored (damaged, another key or format): "
+        "fail (exit 2, the default) or fresh (discard it, resume from the committed offsets)",
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", choices=["auto", "json", "console"])
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import structlog
+
     from monitor.config import ConfigError, load_settings
     from monitor.logging import configure_logging
     from monitor.policy import PolicyError, load_policy
     from monitor.run import serve
     from monitor.service import install_signal_handlers
+    from monitor.state import StateMismatch
 
     kafka = {
         "bootstrap_servers": args.bootstrap_servers,
@@ -68,7 +77,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             policy=args.policy,
             kafka={k: v for k, v in kafka.items() if v is not None} or None,
             alerting={k: v for k, v in alerting.items() if v is not None} or None,
-            state={"path": args.state} if args.state else None,
+            state={
+                k: v
+                for k, v in {"path": args.state, "mismatch": args.state_mismatch}.items()
+                if v is not None
+            }
+            or None,
             http_host=args.http_host,
             http_port=args.http_port,
             alerts_out=args.alerts_out,
@@ -86,7 +100,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     stop = threading.Event()
     install_signal_handlers(stop)
-    serve(settings, policy, stop)
+    try:
+        serve(settings, policy, stop)
+    except StateMismatch as err:  # one line: the store, why, and the fix; no traceback
+        structlog.get_logger("shiftwatch.state").error(str(err))
+        return err.exit_status
     return 0
 
 
@@ -109,6 +127,13 @@ def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=5.0,
         help="seconds between checkpoints with --state (default 5)",
     )
+    p.add_argument(
+        "--state-mismatch",
+        choices=["fail", "fresh"],
+        default="fail",
+        help="state in --state that cannot be restored (damaged, another key or format): "
+        "fail (exit 2, the default) or fresh (discard it, replay from the start)",
+    )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
 
@@ -118,6 +143,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from monitor.logging import configure_logging
     from monitor.policy import PolicyError, load_policy
     from monitor.replay import replay
+    from monitor.state import StateMismatch
 
     configure_logging(args.log_level)
     if args.batch_size < 1 or args.checkpoint_seconds < 0:
@@ -141,7 +167,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             show_progress=not args.no_progress,
             state_dir=args.state,
             checkpoint_seconds=args.checkpoint_seconds,
+            state_mismatch=args.state_mismatch,
         )
+    except StateMismatch as err:  # one line: the file, why, and the fix; no traceback
+        print(f"shiftwatch replay: {err}", file=sys.stderr)
+        return err.exit_status
     except OSError as err:
         print(f"shiftwatch replay: {err.filename}: {err.strerror}", file=sys.stderr)
         return EXIT_USAGE
