@@ -145,16 +145,39 @@ class KafkaSettings(BaseModel):
 
 
 class LimitsSettings(BaseModel):
-    """Memory bounds of the routing state."""
+    """Memory bounds of the routing state, validation caps, and event-time idleness."""
 
     model_config = ConfigDict(extra="forbid")
 
-    dedupe_window: int = Field(default=1_000_000, ge=1)
-    join_capacity: int = Field(default=500_000, ge=1)
-    join_ttl_seconds: float = Field(default=14 * 86400.0, gt=0)
-    segment_cap: int = Field(default=20, ge=1, le=1000)
-    max_future_seconds: float = Field(default=300.0, gt=0)
-    max_message_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
+    dedupe_window: int = Field(
+        default=1_000_000, ge=1, description="event ids remembered to drop duplicates"
+    )
+    join_capacity: int = Field(
+        default=500_000, ge=1, description="inferences kept for actions and outcomes to join"
+    )
+    join_ttl_seconds: float = Field(
+        default=14 * 86400.0, gt=0, description="event-time age after which an inference is dropped"
+    )
+    segment_cap: int = Field(
+        default=20, ge=1, le=1000, description="values per segment key; later ones fold into other"
+    )
+    max_future_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="events stamped further ahead of this host's clock are dead-lettered",
+    )
+    max_message_bytes: int = Field(
+        default=1 << 20, ge=1024, le=64 << 20, description="larger messages are dead-lettered"
+    )
+    idle_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=86400,
+        description=(
+            "wall-clock seconds without data after which a partition with no backlog stops "
+            "holding a model's event time back"
+        ),
+    )
 
 
 class AlertingSettings(BaseModel):
@@ -195,7 +218,10 @@ class AlertingSettings(BaseModel):
 
 
 class StateSettings(BaseModel):
-    """The embedded state store (:mod:`monitor.state`): checkpoints of every detector."""
+    """Checkpoints of every detector (:mod:`monitor.state`, :mod:`monitor.changelog`).
+
+    One signing key (``secret``, alias ``changelog_secret``) serves either store.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -209,25 +235,51 @@ class StateSettings(BaseModel):
         min_length=1,
         description="compacted topic of per-partition checkpoints, for several replicas",
     )
-    changelog_secret: SecretStr | None = None
-    changelog_secret_file: Path | None = None
+    secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "key signing checkpoints, in either store; for the changelog, shared by the replicas "
+            "(SQLite without one: a generated <path>.key next to the file)"
+        ),
+    )
+    secret_file: Path | None = Field(default=None, description="a file holding state.secret")
+    #: The names state.secret had when only the changelog was signed; still accepted.
+    changelog_secret: SecretStr | None = Field(default=None, description="alias of state.secret")
+    changelog_secret_file: Path | None = Field(
+        default=None, description="alias of state.secret_file"
+    )
+    mismatch: Literal["fail", "fresh"] = Field(
+        default="fail",
+        description=(
+            "a checkpoint that cannot be restored (damaged, another key or format): fail (exit 2, "
+            "naming the fix) or fresh (discard it; resume from the committed offsets)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_store(self) -> StateSettings:
         if self.changelog_topic is not None and self.path is not None:
             raise ValueError("set state.path (one replica) or state.changelog_topic, not both")
-        if self.changelog_topic is not None and not (
-            self.changelog_secret or self.changelog_secret_file
-        ):
+        new = self.secret is not None or self.secret_file is not None
+        old = self.changelog_secret is not None or self.changelog_secret_file is not None
+        if new and old:
+            raise ValueError(
+                "state.secret and state.changelog_secret are one setting (the second is its old "
+                "name): set one of them"
+            )
+        if self.changelog_topic is not None and not (new or old):
             raise ValueError(
                 "state.changelog_topic needs a signing secret shared by the replicas: set "
-                f"{ENV_PREFIX}STATE__CHANGELOG_SECRET or state.changelog_secret_file"
+                f"{ENV_PREFIX}STATE__SECRET (or {ENV_PREFIX}STATE__CHANGELOG_SECRET) or "
+                "state.secret_file"
             )
-        _check_files(self, "changelog_secret_file")
+        _check_files(self, "secret_file", "changelog_secret_file")
         return self
 
-    def secret(self) -> bytes:
-        """The changelog's signing secret."""
+    def signing_key(self) -> bytes:
+        """The key signing checkpoints (``b""`` if none is set)."""
+        if self.secret is not None or self.secret_file is not None:
+            return (_secret(self.secret, self.secret_file) or "").encode()
         return (_secret(self.changelog_secret, self.changelog_secret_file) or "").encode()
 
 

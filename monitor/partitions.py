@@ -16,20 +16,28 @@ owner processes again.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import structlog
 from kafka.errors import KafkaError
 
 from monitor.alerts import AlertSink
 from monitor.changelog import KafkaChangelog
-from monitor.checks import ModelMonitor
+from monitor.config import LimitsSettings
 from monitor.messages import DeadLetterSink, Message
 from monitor.metrics import Metrics
-from monitor.pipeline import BatchResult, Ledger, Pipeline, PipelineLimits
+from monitor.pipeline import BatchResult, Ledger, Pipeline
 from monitor.policy import Policy
-from monitor.state import Checkpoint, policy_digest
-from monitor.verdict import VerdictBoard
+from monitor.state import (
+    FIX_CHANGELOG,
+    Checkpoint,
+    CheckpointError,
+    Mismatch,
+    StateMismatch,
+    policy_digest,
+    refuse,
+    restore_pipeline,
+)
 
 __all__ = ["PartitionedPipeline"]
 
@@ -46,11 +54,16 @@ class PartitionedPipeline:
         dead_letters: DeadLetterSink,
         alert_sinks: Sequence[AlertSink],
         metrics: Metrics,
-        limits: PipelineLimits,
+        limits: LimitsSettings,
         changelog: KafkaChangelog,
         group: str,
         every_seconds: float,
+        mismatch: Mismatch = "fail",
     ) -> None:
+        """``mismatch``: what to do with a changelog entry that cannot be restored
+        (``state.mismatch``): ``fail`` sets :attr:`refused`, which the service raises
+        after the poll that assigned the partition; ``fresh`` starts the partition
+        afresh from the group's committed offset."""
         self.policy = policy
         self.dead_letters = dead_letters
         self.alert_sinks = list(alert_sinks)
@@ -59,7 +72,7 @@ class PartitionedPipeline:
         self.changelog = changelog
         self.group = group
         self.every_seconds = every_seconds
-        self.verdicts = VerdictBoard()
+        self.verdicts = metrics.verdicts
         self.parts: dict[str, Pipeline] = {}
         self.positions: dict[str, int] = {}
         self._dirty: set[str] = set()
@@ -67,9 +80,11 @@ class PartitionedPipeline:
         self._last = time.monotonic()
         self._closed = False
         self._digest = policy_digest(policy)
+        self.mismatch: Mismatch = mismatch
+        self.refused: StateMismatch | None = None
 
-    def _new(self) -> Pipeline:
-        return Pipeline(
+    def _new(self, tp: str) -> Pipeline:
+        part = Pipeline(
             self.policy,
             dead_letters=self.dead_letters,
             alert_sinks=self.alert_sinks,
@@ -79,14 +94,11 @@ class PartitionedPipeline:
             declare=False,
             quiet=True,
         )
+        part.assigned([tp])
+        return part
 
     def _key(self, tp: str) -> str:
         return f"{self.group}/{tp}"
-
-    @property
-    def monitors(self) -> dict[str, ModelMonitor]:
-        """Every partition's model monitors (for reading; models do not span partitions)."""
-        return {name: m for part in self.parts.values() for name, m in part.monitors.items()}
 
     # -- rebalances (called inside the consumer's poll, on the service thread) -----------
     def assigned(self, tps: list[str]) -> dict[str, int]:
@@ -98,20 +110,49 @@ class PartitionedPipeline:
             checkpoints = {}
         seeks: dict[str, int] = {}
         for tp in tps:
-            part = self._new()
+            part = self._new(tp)
             checkpoint = checkpoints.get(self._key(tp))
-            if checkpoint is not None and checkpoint.policy == self._digest:
-                part.restore(checkpoint.state)
-                seeks[tp] = self.positions[tp] = int(checkpoint.positions["offset"])
-                log.info("restored partition from the changelog", partition=tp, offset=seeks[tp])
-            elif checkpoint is not None:
-                seeks[tp] = self.positions[tp] = int(checkpoint.positions["offset"])
-                log.warning("changelog checkpoint under another policy: fresh detectors", tp=tp)
+            try:
+                if isinstance(checkpoint, CheckpointError):
+                    raise checkpoint
+                if checkpoint is not None:
+                    seeks[tp] = self._restore(tp, part, checkpoint)
+            except CheckpointError as err:
+                # Raised by the service after this poll (a rebalance callback cannot end it).
+                try:
+                    refuse(
+                        err,
+                        where=f"changelog topic {self.changelog.topic} (key {self._key(tp)})",
+                        fix=FIX_CHANGELOG,
+                        mismatch=self.mismatch,
+                        fresh="the partition starts afresh from the group's committed offset",
+                    )
+                except StateMismatch as refused:
+                    self.refused = self.refused or refused
+                    continue
+                part = self._new(tp)  # the old one may be partly restored
+                self.positions.pop(tp, None)
             self.parts[tp] = part
         return seeks
 
+    def _restore(self, tp: str, part: Pipeline, checkpoint: Checkpoint) -> int:
+        """Restore ``part`` from ``checkpoint`` (unless it is of another policy); its offset."""
+        try:
+            offset = int(checkpoint.positions["offset"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError("state", f"no offset in its positions ({exc})") from exc
+        if checkpoint.policy == self._digest:
+            restore_pipeline(part, checkpoint.state)
+            log.info("restored partition from the changelog", partition=tp, offset=offset)
+        else:
+            log.warning("changelog checkpoint under another policy: fresh detectors", tp=tp)
+        self.positions[tp] = offset
+        return offset
+
     def revoked(self, tps: list[str]) -> dict[str, int]:
         """Checkpoint and release the revoked partitions; the offsets to commit for them."""
+        if self.refused is not None:  # ending (exit 2) before processing: nothing to save
+            return {}
         offsets: dict[str, int] = {}
         for tp in tps:
             part = self.parts.pop(tp, None)
@@ -126,25 +167,29 @@ class PartitionedPipeline:
         return offsets
 
     # -- processing ------------------------------------------------------------------------
-    def process(self, batch: Sequence[Message]) -> BatchResult:
+    def process(
+        self, batch: Sequence[Message], *, backlog: Mapping[str, int | None] | None = None
+    ) -> BatchResult:
         """Process each partition's messages with its own pipeline, in order."""
         groups: dict[str, list[Message]] = {}
         for m in batch:
             groups.setdefault(f"{m.topic}:{m.partition}", []).append(m)
         total = BatchResult()
+        if not batch:  # an idle poll: event time may still move on in each partition
+            for tp, idle in self.parts.items():
+                result = idle.process([], backlog=backlog)
+                if result.alerts:
+                    self._dirty.add(tp)
+                total.add(result)
+            return total
         for tp, messages in groups.items():
             part = self.parts.get(tp)
             if part is None:  # a partition polled before its assignment callback ran
-                part = self.parts[tp] = self._new()
-            result = part.process(messages)
+                part = self.parts[tp] = self._new(tp)
+            result = part.process(messages, backlog=backlog)
             self.positions[tp] = max(self.positions.get(tp, -1), messages[-1].offset + 1)
             self._dirty.add(tp)
-            total.consumed += result.consumed
-            total.processed += result.processed
-            total.dead_lettered += result.dead_lettered
-            total.duplicates += result.duplicates
-            total.alerts.extend(result.alerts)
-            total.seconds += result.seconds
+            total.add(result)
         return total
 
     @property
@@ -180,7 +225,7 @@ class PartitionedPipeline:
             self._key(tp),
             Checkpoint(
                 policy=self._digest,
-                state=part.snapshot(),
+                state=part.state(),
                 positions={"offset": self.positions.get(tp, 0)},
             ),
         )

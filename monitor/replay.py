@@ -11,13 +11,26 @@ from typing import IO
 import structlog
 
 from monitor.alerts import AlertSink, JsonlAlertSink, LogAlertSink
+from monitor.config import LimitsSettings
 from monitor.events import Rejection
 from monitor.messages import JsonlDeadLetterSink, Message
 from monitor.metrics import Metrics
-from monitor.pipeline import Ledger, Pipeline, PipelineLimits
+from monitor.pipeline import Ledger, Pipeline
 from monitor.policy import Policy
 from monitor.sources.file import iter_file_positions
-from monitor.state import Checkpointer, SqliteStateStore, restore_outputs
+from monitor.state import (
+    FIX_REPLAY,
+    Checkpointer,
+    CheckpointError,
+    Mismatch,
+    SqliteStateStore,
+    StateMismatch,
+    load_checkpoint,
+    policy_digest,
+    refuse,
+    restore_outputs,
+    restore_pipeline,
+)
 
 __all__ = ["LogDeadLetterSink", "Progress", "replay"]
 
@@ -75,11 +88,12 @@ def replay(
     alerts_out: str | Path | None,
     dead_letter_out: str | Path | None = None,
     batch_size: int = 5000,
-    limits: PipelineLimits | None = None,
+    limits: LimitsSettings | None = None,
     metrics: Metrics | None = None,
     show_progress: bool = True,
     state_dir: str | Path | None = None,
     checkpoint_seconds: float = 5.0,
+    state_mismatch: Mismatch = "fail",
 ) -> Ledger:
     """Run the pipeline over ``events`` (``-`` for stdin) and return the ledger.
 
@@ -91,7 +105,10 @@ def replay(
     after an interruption (even SIGKILL), it resumes from the last checkpoint,
     cutting the output files back to their checkpointed sizes, and the output
     is the same as an uninterrupted run's. A completed run's state is not
-    resumed: the same command then replays from the start.
+    resumed: the same command then replays from the start. State that cannot
+    be restored (damaged, another key or format) raises
+    :class:`~monitor.state.StateMismatch` under ``state_mismatch="fail"``;
+    under ``"fresh"`` it is discarded and the replay starts from the beginning.
     """
     if state_dir is not None and str(events) == "-":
         raise ValueError("--state needs a file to resume: standard input cannot be re-read")
@@ -101,24 +118,42 @@ def replay(
         "dead_letters": str(dead_letter_out) if dead_letter_out is not None else None,
     }
     sinks: list[AlertSink] = [LogAlertSink()]
-    pipeline = Pipeline(
-        policy, dead_letters=LogDeadLetterSink(), metrics=metrics, limits=limits, clock="event"
-    )
+
+    def new_pipeline() -> Pipeline:
+        return Pipeline(
+            policy, dead_letters=LogDeadLetterSink(), metrics=metrics, limits=limits, clock="event"
+        )
+
+    pipeline = new_pipeline()
     start = (0, 0)
-    checkpoint = store.load() if store is not None else None
+    fresh = "the replay starts from the beginning of the file"
+    checkpoint = (
+        load_checkpoint(store, state_mismatch, FIX_REPLAY, fresh) if store is not None else None
+    )
     resume = (
         checkpoint is not None
         and not checkpoint.positions.get("done")
         and checkpoint.positions.get("events") == str(events)
         and checkpoint.positions.get("outputs_paths") == outputs
     )
-    if checkpoint is not None and resume and checkpoint.policy != pipeline.policy_digest():
+    if checkpoint is not None and resume and checkpoint.policy != policy_digest(pipeline.policy):
         raise ValueError(
             f"the state in {state_dir} was written under another policy: "
             "use a new --state directory, or the policy it was written under"
         )
+    if store is not None and checkpoint is not None and resume:
+        try:
+            restore_pipeline(pipeline, checkpoint.state)
+        except CheckpointError as err:  # signed and decoded, but this pipeline cannot take it
+            try:
+                where = f"state file {store.path}"
+                refuse(err, where=where, fix=FIX_REPLAY, mismatch=state_mismatch, fresh=fresh)
+            except StateMismatch:
+                store.close()
+                raise
+            store.discard()
+            pipeline, checkpoint, resume = new_pipeline(), None, False
     if checkpoint is not None and resume:
-        pipeline.restore(checkpoint.state)
         byte, line = checkpoint.positions["file"]
         start = (int(byte), int(line))
         restore_outputs(checkpoint, {k: Path(v) if v else None for k, v in outputs.items()})

@@ -15,27 +15,25 @@ from monitor.http import HttpServer
 from monitor.metrics import Metrics
 from monitor.outbox import Outbox
 from monitor.partitions import PartitionedPipeline
-from monitor.pipeline import BatchResult, Pipeline, PipelineLimits
+from monitor.pipeline import BatchResult, Pipeline
 from monitor.policy import Policy
 from monitor.service import Service
 from monitor.sources.kafka import KafkaDeadLetterSink, KafkaSource
-from monitor.state import Checkpointer, Positioned, SqliteStateStore, restore_outputs
+from monitor.state import (
+    FIX_RUN,
+    Checkpointer,
+    CheckpointError,
+    Positioned,
+    SqliteStateStore,
+    StateMismatch,
+    load_checkpoint,
+    refuse,
+    restore_outputs,
+)
 
-__all__ = ["build_outbox", "build_service", "limits_from", "serve"]
+__all__ = ["build_outbox", "build_service", "serve"]
 
 log = structlog.get_logger("shiftwatch.run")
-
-
-def limits_from(settings: Settings) -> PipelineLimits:
-    lim = settings.limits
-    return PipelineLimits(
-        dedupe_window=lim.dedupe_window,
-        join_capacity=lim.join_capacity,
-        join_ttl_seconds=lim.join_ttl_seconds,
-        segment_cap=lim.segment_cap,
-        max_future_seconds=lim.max_future_seconds,
-        max_message_bytes=lim.max_message_bytes,
-    )
 
 
 def build_outbox(settings: Settings, metrics: Metrics) -> Outbox | None:
@@ -69,8 +67,11 @@ def build_service(
     """Connect the Kafka source, the dead-letter topic and the alert sinks to a pipeline."""
     sinks: list[AlertSink] = [LogAlertSink()] if log_alerts else []
     sinks.extend(extra_sinks or [])
-    store = SqliteStateStore(settings.state.path) if settings.state.path is not None else None
-    checkpoint = store.load() if store is not None else None
+    state = settings.state
+    store = SqliteStateStore(state.path, state.signing_key()) if state.path is not None else None
+    fresh = "detectors start afresh from the group's committed offsets"
+    # A checkpoint that cannot be restored: exit 2 (fail) or discarded (fresh), before consuming.
+    checkpoint = load_checkpoint(store, state.mismatch, FIX_RUN, fresh) if store else None
     # Lines written after the checkpoint are written again when their events are re-read.
     restore_outputs(checkpoint, {"alerts": settings.alerts_out})
     alerts_file = JsonlAlertSink(settings.alerts_out) if settings.alerts_out is not None else None
@@ -88,24 +89,51 @@ def build_service(
             dead_letters=dead,
             alert_sinks=sinks,
             metrics=metrics,
-            limits=limits_from(settings),
+            limits=settings.limits,
             changelog=KafkaChangelog(
-                settings.kafka, settings.state.changelog_topic, settings.state.secret()
+                settings.kafka, settings.state.changelog_topic, settings.state.signing_key()
             ),
             group=settings.kafka.group_id,
             every_seconds=settings.state.checkpoint_seconds,
+            mismatch=settings.state.mismatch,
         )
         source.on_assign = partitioned.assigned
         source.on_revoke = partitioned.revoked
         return Service(source, partitioned, on_batch=on_batch, checkpointer=partitioned)
-    pipeline = Pipeline(
-        policy, dead_letters=dead, alert_sinks=sinks, metrics=metrics, limits=limits_from(settings)
-    )
+
+    def new_pipeline() -> Pipeline:
+        return Pipeline(
+            policy, dead_letters=dead, alert_sinks=sinks, metrics=metrics, limits=settings.limits
+        )
+
+    pipeline = new_pipeline()
     checkpointer = None
     if store is not None:
         outputs: dict[str, Positioned] = {"alerts": alerts_file} if alerts_file else {}
         checkpointer = Checkpointer(store, pipeline, settings.state.checkpoint_seconds, outputs)
-        source.seek_on_assign(checkpointer.restore(checkpoint))
+        try:
+            seeks = checkpointer.restore(checkpoint)
+        except CheckpointError as err:  # signed and decoded, but this pipeline cannot take it
+            try:
+                refuse(
+                    err,
+                    where=f"state file {store.path}",
+                    fix=FIX_RUN,
+                    mismatch=state.mismatch,
+                    fresh=fresh,
+                )
+            except StateMismatch:
+                source.close()
+                pipeline.close()
+                store.close()
+                raise
+            store.discard()
+            pipeline = checkpointer.pipeline = new_pipeline()  # the other may be partly restored
+            seeks = {}
+        source.seek_on_assign(seeks)
+    # Each assigned partition keeps its own event-time watermark (monitor.watermarks).
+    source.on_assign = pipeline.assigned
+    source.on_revoke = pipeline.revoked
     return Service(source, pipeline, on_batch=on_batch, checkpointer=checkpointer)
 
 
