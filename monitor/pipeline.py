@@ -12,9 +12,11 @@ duplicates`` and publishes each touched candidate's verdict once per batch.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from itertools import accumulate
 from typing import Any
 
 import structlog
@@ -26,8 +28,9 @@ from monitor.events import Event, Rejection, decode
 from monitor.messages import DeadLetterSink, Message, SourcePosition
 from monitor.metrics import Metrics
 from monitor.policy import Policy
-from monitor.router import Router, RouteResult
+from monitor.router import ModelWork, Router, RouteResult
 from monitor.runners import ModelRunners, model_runners
+from monitor.runners.base import Locate
 from monitor.verdict import VerdictBoard
 from monitor.watermarks import Watermarks
 
@@ -238,14 +241,33 @@ class Pipeline:
         """Judge every bucket each model's watermark has passed; the alerts raised."""
         alerts: list[AlertRecord] = []
         for name, model in self.models.items():
-            done = routed.work.get(name)
-            # Where the releasing message was read; on an idle poll, the latest one read.
-            position = done.position if done is not None and done.position else self._last
+            locate = self._locator(routed.work.get(name))
             watermark = self.watermarks.watermark(name, backlog)
             for runner in model.runners:
-                runner.release(watermark, position)
+                runner.release(watermark, locate)
             alerts.extend(model.episodes.drain())
         return alerts
+
+    def _locator(self, work: ModelWork | None) -> Locate:
+        """Where the message was read that released a bucket final at a given event time.
+
+        It is the first of the batch's inferences whose time reached that
+        moment (on one partition the same message whatever the batching, so a
+        restarted run reports the same source); else, when the bucket was held
+        back by another partition or an idle one let it go, the model's latest
+        message in the batch, or the latest message read.
+        """
+        fallback = work.position if work is not None and work.position else self._last
+        if work is None or not work.inferences:
+            return lambda final_at: fallback
+        reached = list(accumulate((row.at for row in work.inferences), max))
+        rows = work.inferences
+
+        def locate(final_at: float) -> SourcePosition | None:
+            i = bisect_left(reached, final_at)
+            return rows[i].position if i < len(rows) else fallback
+
+        return locate
 
     def _deliver(
         self, rejected: list[tuple[Message, Rejection]], alerts: list[AlertRecord]

@@ -131,6 +131,8 @@ class Routed(Generic[E]):
     negative: bool
     #: Set by a runner when the event's bucket was already released.
     late: bool = False
+    #: Where the event was read (kept for inferences: they move event time).
+    position: SourcePosition | None = None
 
 
 @dataclass(slots=True)
@@ -220,7 +222,10 @@ class Router:
         streams = self.folders[model].streams(event.segments)
         self.joins.put(event.request_id, Joined(model, version, streams, negative, at))
         work = self._work(out, model, position)
-        work.inferences.append(Routed(event, version, role == "baseline", streams, at, negative))
+        routed = Routed(
+            event, version, role == "baseline", streams, at, negative, position=position
+        )
+        work.inferences.append(routed)
         source = position.source
         if at > work.marks.get(source, -math.inf):
             work.marks[source] = at

@@ -13,7 +13,7 @@ A new metric family is a new runner.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from detectors import Detector, Evidence, Recovery
@@ -24,13 +24,15 @@ from monitor.policy import Check, ModelPolicy
 from monitor.router import ModelWork
 from monitor.streams import Stream, decode_stream
 
-__all__ = ["CheckRunner", "StatusKey"]
+__all__ = ["CheckRunner", "Locate", "StatusKey"]
 
 D = TypeVar("D", bound=Detector)
 R = TypeVar("R", bound=Recovery)
 
 #: (check name, candidate version, stream)
 StatusKey = tuple[str, str, Stream]
+#: The source position of the message that released a bucket final at the given event time.
+Locate = Callable[[float], SourcePosition | None]
 
 
 class CheckRunner(ABC, Generic[D, R]):
@@ -74,8 +76,12 @@ class CheckRunner(ABC, Generic[D, R]):
         """Count a batch's events into open buckets; mark those whose bucket is gone as late."""
 
     @abstractmethod
-    def release(self, watermark: float, source: SourcePosition | None) -> None:
-        """Judge every bucket the watermark has passed, oldest first."""
+    def release(self, watermark: float, locate: Locate) -> None:
+        """Judge every bucket the watermark has passed, oldest first.
+
+        ``locate(final_at)``: where the message was read that released a bucket
+        final at ``final_at`` (the alert's ``evidence.source``).
+        """
 
     @abstractmethod
     def new_detector(self, check: Check, stream: Stream) -> D:

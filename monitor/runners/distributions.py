@@ -24,7 +24,7 @@ from monitor.episodes import CheckStatus, Episodes
 from monitor.messages import SourcePosition
 from monitor.policy import Check, Metric, ModelPolicy
 from monitor.router import ModelWork
-from monitor.runners.base import CheckRunner
+from monitor.runners.base import CheckRunner, Locate
 from monitor.runners.rates import matches
 from monitor.streams import Stream, decode_stream, encode_stream
 
@@ -80,11 +80,12 @@ class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionReco
                 if not buckets.add(row.version, row.streams, row.at, 1.0, bins):
                     row.late = True
 
-    def release(self, watermark: float, source: SourcePosition | None) -> None:
+    def release(self, watermark: float, locate: Locate) -> None:
         for binner, buckets in self._binned:
             for index, rows in buckets.release(watermark):
                 hists = {key: np.asarray(row[1:], dtype=np.float64) for key, row in rows.items()}
-                self._judge_bucket(binner.check, hists, buckets.final_at(index), source)
+                final = buckets.final_at(index)
+                self._judge_bucket(binner.check, hists, final, locate(final))
         for binner, tools, tallies in self._tools:
             for index, calls in tallies.release(watermark):
                 hists = {}
@@ -93,7 +94,8 @@ class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionReco
                     for tool, n in counts.items():
                         hist[tools(tool) if tool else binner.n_bins - 1] += n
                     hists[key] = hist
-                self._judge_bucket(binner.check, hists, tallies.final_at(index), source)
+                final = tallies.final_at(index)
+                self._judge_bucket(binner.check, hists, final, locate(final))
 
     def _judge_bucket(
         self,

@@ -21,7 +21,7 @@ from monitor.episodes import CheckStatus, Episodes
 from monitor.messages import SourcePosition
 from monitor.policy import Check, ModelPolicy
 from monitor.router import ModelWork
-from monitor.runners.base import CheckRunner
+from monitor.runners.base import CheckRunner, Locate
 from monitor.runners.rates import matches
 from monitor.streams import Stream
 
@@ -65,11 +65,12 @@ class NovelToolRunner(CheckRunner[NovelToolDetector, RateRecovery]):
                     if not tally.add(called.version, ((),), called.at, tool):
                         called.late = True
 
-    def release(self, watermark: float, source: SourcePosition | None) -> None:
+    def release(self, watermark: float, locate: Locate) -> None:
         for check in self.checks:
             tally = self._tallies[check.name]
             for index, rows in tally.release(watermark):
-                self._judge_bucket(check, rows, tally.final_at(index), source)
+                final = tally.final_at(index)
+                self._judge_bucket(check, rows, final, locate(final))
 
     def _judge_bucket(
         self,

@@ -25,7 +25,7 @@ from monitor.events import ActionEvent
 from monitor.messages import SourcePosition
 from monitor.policy import Check, Metric, ModelPolicy
 from monitor.router import ModelWork
-from monitor.runners.base import CheckRunner
+from monitor.runners.base import CheckRunner, Locate
 from monitor.streams import Stream, decode_stream, encode_stream
 
 __all__ = ["RateRunner"]
@@ -99,12 +99,13 @@ class RateRunner(CheckRunner[RateShiftDetector, RateRecovery]):
                 if not fn_buckets.add(outcome.version, outcome.streams, outcome.at, 0.0, every):
                     outcome.late = True
 
-    def release(self, watermark: float, source: SourcePosition | None) -> None:
+    def release(self, watermark: float, locate: Locate) -> None:
         for buckets, checks in ((self.buckets, self._short), (self.fn_buckets, self._fn)):
             if not checks:
                 continue
             for index, rows in buckets.release(watermark):
-                self._judge_bucket(checks, rows, buckets.final_at(index), source)
+                final = buckets.final_at(index)
+                self._judge_bucket(checks, rows, final, locate(final))
 
     def _judge_bucket(
         self,
