@@ -144,6 +144,7 @@ class Pipeline:
         self.ledger = Ledger()
         self._published: set[tuple[str, str]] = set()
         self._last: SourcePosition | None = None
+        self._declare = declare
         for model in self.models.values():
             if declare:
                 self._publish(model, set(model.policy.candidates or ()))
@@ -347,8 +348,10 @@ class Pipeline:
                 runner.restore(runner_state)
         self.ledger = Ledger(**{k: int(v) for k, v in state["ledger"].items()})
         for model in self.models.values():
-            versions = model.drain_touched() | set(model.policy.candidates or ())
-            if versions:
+            versions = model.drain_touched()
+            if self._declare:
+                versions |= set(model.policy.candidates or ())
+            if versions:  # a model another partition carries is not published from here
                 self._publish(model, versions)
 
     def release(self) -> None:

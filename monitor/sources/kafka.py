@@ -146,11 +146,15 @@ class KafkaSource:
         for tp in partitions:
             self._seek.pop(tp, None)
         if offsets:
+            # The listener runs on kafka-python's network thread, where a blocking commit
+            # cannot wait for its own reply: commit without waiting. Should it fail, the
+            # partition's next owner still resumes from the checkpoint just saved.
             try:
-                self._consumer.commit(
-                    {_tp(k): OffsetAndMetadata(v, "", -1) for k, v in offsets.items()}
+                self._consumer.commit_async(
+                    {_tp(k): OffsetAndMetadata(v, "", -1) for k, v in offsets.items()},
+                    callback=_log_commit_failure,
                 )
-            except KafkaError as exc:  # the next owner then reads from the older commit
+            except (KafkaError, RuntimeError) as exc:
                 log.warning("commit on revoke failed", error=type(exc).__name__)
 
     def commit_positions(self, positions: dict[str, int]) -> None:
@@ -193,6 +197,11 @@ class KafkaSource:
             if self.metrics is not None:
                 self.metrics.up.set(0)
             self._consumer.close(autocommit=False)
+
+
+def _log_commit_failure(offsets: object, response: object) -> None:
+    if isinstance(response, Exception):
+        log.warning("commit on revoke failed", error=type(response).__name__)
 
 
 def _tp(key: str) -> TopicPartition:
