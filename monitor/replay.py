@@ -11,6 +11,7 @@ from typing import IO
 import structlog
 
 from monitor.alerts import AlertSink, JsonlAlertSink, LogAlertSink
+from monitor.checkpointer import Checkpointer, restore_outputs
 from monitor.config import LimitsSettings
 from monitor.events import Rejection
 from monitor.messages import JsonlDeadLetterSink, Message
@@ -20,7 +21,6 @@ from monitor.policy import Policy
 from monitor.sources.file import iter_file_positions
 from monitor.state import (
     FIX_REPLAY,
-    Checkpointer,
     CheckpointError,
     Mismatch,
     SqliteStateStore,
@@ -28,7 +28,6 @@ from monitor.state import (
     load_checkpoint,
     policy_digest,
     refuse,
-    restore_outputs,
     restore_pipeline,
 )
 

@@ -9,6 +9,7 @@ import structlog
 
 from monitor.alerts import AlertSink, JsonlAlertSink, LogAlertSink
 from monitor.changelog import KafkaChangelog
+from monitor.checkpointer import Checkpointer, Positioned, restore_outputs
 from monitor.config import Settings
 from monitor.deliveries import AlertmanagerDelivery, Delivery, KafkaDelivery, WebhookDelivery
 from monitor.http import HttpServer
@@ -21,14 +22,11 @@ from monitor.service import Service
 from monitor.sources.kafka import KafkaDeadLetterSink, KafkaSource
 from monitor.state import (
     FIX_RUN,
-    Checkpointer,
     CheckpointError,
-    Positioned,
     SqliteStateStore,
     StateMismatch,
     load_checkpoint,
     refuse,
-    restore_outputs,
 )
 
 __all__ = ["build_outbox", "build_service", "serve"]

@@ -12,10 +12,10 @@ from typing import Protocol
 import structlog
 from kafka.errors import KafkaError
 
+from monitor.checkpointer import CheckpointLike
 from monitor.messages import Message
 from monitor.pipeline import BatchResult, Ledger
 from monitor.sources import Source
-from monitor.state import CheckpointLike
 from monitor.verdict import VerdictBoard
 
 __all__ = ["Service", "install_signal_handlers"]

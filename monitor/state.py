@@ -37,9 +37,8 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
@@ -51,8 +50,6 @@ from monitor.envelope import (
     open_sealed,
     seal,
 )
-from monitor.jsonl import truncate
-from monitor.messages import Message
 from monitor.policy import Policy
 
 if TYPE_CHECKING:
@@ -65,17 +62,13 @@ __all__ = [
     "FORMAT",
     "Checkpoint",
     "CheckpointError",
-    "CheckpointLike",
-    "Checkpointer",
     "Mismatch",
-    "Positioned",
     "SqliteStateStore",
     "StateMismatch",
     "key_file",
     "load_checkpoint",
     "policy_digest",
     "refuse",
-    "restore_outputs",
     "restore_pipeline",
 ]
 
@@ -305,115 +298,3 @@ def load_checkpoint(
             raise
         store.discard()
         return None
-
-
-class Checkpointer:
-    """Checkpoints a running service every ``every_seconds``, with its Kafka offsets.
-
-    ``outputs`` are file sinks (with ``position()``) whose sizes are recorded;
-    :func:`restore_outputs` cuts them back before they are reopened.
-    """
-
-    def __init__(
-        self,
-        store: SqliteStateStore,
-        pipeline: Pipeline,
-        every_seconds: float,
-        outputs: dict[str, Positioned] | None = None,
-    ) -> None:
-        self.store = store
-        self.pipeline = pipeline
-        self.every_seconds = every_seconds
-        self.outputs = outputs or {}
-        self.positions: dict[str, int] = {}
-        self.dirty = False  # batches processed since the last save
-        #: Never set here: a refused state file ends the process before it consumes.
-        self.refused: StateMismatch | None = None
-        self._last = time.monotonic()
-
-    def restore(self, checkpoint: Checkpoint | None) -> dict[str, int]:
-        """Restore the pipeline from ``checkpoint``; the Kafka offsets to resume from.
-
-        Raises :class:`~monitor.envelope.CheckpointError` (``state``) if the
-        pipeline cannot take its state (then start afresh with a new pipeline).
-        """
-        if checkpoint is None:
-            return {}
-        if checkpoint.policy == policy_digest(self.pipeline.policy):
-            restore_pipeline(self.pipeline, checkpoint.state)
-            log.info(
-                "restored checkpoint",
-                saved_at=checkpoint.saved_at,
-                written_by=checkpoint.code_version,
-            )
-        else:
-            log.warning(
-                "checkpoint written under another policy: detectors start afresh from its offsets"
-            )
-        self.positions = {k: int(v) for k, v in checkpoint.positions.get("kafka", {}).items()}
-        return dict(self.positions)
-
-    def advance(self, batch: Sequence[Message]) -> None:
-        """Note the batch as processed: each partition's next offset."""
-        self.dirty = self.dirty or bool(batch)
-        for m in batch:
-            key = f"{m.topic}:{m.partition}"
-            if m.offset + 1 > self.positions.get(key, -1):
-                self.positions[key] = m.offset + 1
-
-    @property
-    def due(self) -> bool:
-        return time.monotonic() - self._last >= self.every_seconds
-
-    def save(self, **extra: object) -> None:
-        """Write the checkpoint: pipeline state, offsets, output sizes (and ``extra``
-        positions, such as a replay's place in its file), in one transaction."""
-        sizes = {name: sink.position() for name, sink in self.outputs.items()}
-        self.store.save(
-            Checkpoint(
-                policy=policy_digest(self.pipeline.policy),
-                state=self.pipeline.state(),
-                positions={"kafka": dict(self.positions), "outputs": sizes, **extra},
-            )
-        )
-        self._last = time.monotonic()
-        self.dirty = False
-
-    def close(self) -> None:
-        self.store.close()
-
-
-class Positioned(Protocol):
-    def position(self) -> int: ...
-
-
-class CheckpointLike(Protocol):
-    """What the service needs of a checkpointer (:class:`Checkpointer`, or a partitioned one)."""
-
-    positions: dict[str, int]
-    #: A checkpoint refused under ``state.mismatch: fail`` since the last poll (the
-    #: changelog refuses one when its partition is assigned, inside the poll); the
-    #: service raises it before processing anything more.
-    refused: StateMismatch | None
-
-    @property
-    def dirty(self) -> bool: ...
-
-    @property
-    def due(self) -> bool: ...
-
-    def advance(self, batch: Sequence[Message]) -> None: ...
-
-    def save(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def restore_outputs(checkpoint: Checkpoint | None, paths: dict[str, Path | None]) -> None:
-    """Cut each output file back to its checkpointed size (before it is reopened for append)."""
-    if checkpoint is None:
-        return
-    sizes = checkpoint.positions.get("outputs", {})
-    for name, path in paths.items():
-        if path is not None and name in sizes and path.exists():
-            truncate(path, int(sizes[name]))
