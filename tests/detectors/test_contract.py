@@ -97,3 +97,30 @@ def test_docstring_has_example_and_references(name: str) -> None:
     doc = inspect.getdoc(type(FACTORIES[name]())) or ""
     for section in ("Parameters", "Examples", "References", ">>>"):
         assert section in doc
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_reset_forgets_the_candidate_and_keeps_the_baseline(name: str) -> None:
+    """After reset() no drift is latched, and the baseline's side of the evidence is kept."""
+    det = FACTORIES[name]()
+    _feed(det, 2)
+    assert det.drift_detected, "the contract feed drifts every detector"
+    before = det.evidence()
+    det.reset()
+    after = det.evidence()
+    assert not det.drift_detected
+    assert after.baseline_seen == before.baseline_seen > 0
+    assert after.candidate_seen == 0
+    assert det.ready
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_evidence_reports_what_the_detector_saw(name: str) -> None:
+    """evidence() gives observed and reference values and the observations on each side."""
+    det = FACTORIES[name]()
+    _feed(det, 3)
+    seen = det.evidence()
+    assert seen.candidate_seen > 0 and seen.baseline_seen > 0
+    assert np.isfinite(seen.observed) and np.isfinite(seen.reference)
+    assert det.conclusive and np.isfinite(det.threshold)
+    json.dumps(seen.details)  # plain data, for the alert record
