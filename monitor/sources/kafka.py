@@ -102,10 +102,15 @@ class KafkaSource:
         """
         consumer = self._consumer
         # kafka-python's public position() may make requests; its subscription state
-        # holds the same cached position (a plain read, as in `healthy`).
-        assignment = getattr(getattr(consumer, "_subscription", None), "assignment", {})
+        # holds the same cached position (a plain read under its lock, as in `healthy`).
+        subscription = getattr(consumer, "_subscription", None)
+        lock = getattr(subscription, "_lock", None)
+        if subscription is None or lock is None:
+            return {}
+        with lock:
+            assignment = dict(subscription.assignment)
         lag: dict[str, int | None] = {}
-        for tp, state in dict(assignment).items():
+        for tp, state in assignment.items():
             high = consumer.highwater(tp)
             position = getattr(getattr(state, "position", None), "offset", None)
             known = high is not None and position is not None

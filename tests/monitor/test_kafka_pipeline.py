@@ -270,3 +270,38 @@ def test_sigterm_finishes_the_batch_and_commits(
     final = stopped[0]["consumed"]
     assert 0 < final < n
     assert committed_total(broker.bootstrap_servers, topic, "g-term") == final
+
+
+def test_backlog_reports_messages_waiting_per_partition(broker: EmbeddedBroker, topic: str) -> None:
+    """The source reports each assigned partition's backlog: > 0 mid-way, 0 once drained."""
+    from monitor.sources.kafka import KafkaSource
+
+    values = [json.dumps({"kind": "outcome", "n": i, "model": "m"}).encode() for i in range(60)]
+    produce(broker.bootstrap_servers, topic, values)  # one key: one partition holds all 60
+    settings = load_settings(
+        None,
+        policy=str(DEMO_POLICY),
+        kafka={
+            "bootstrap_servers": broker.bootstrap_servers,
+            "topics": [topic],
+            "group_id": f"backlog-{topic}",
+            "max_poll_records": 10,
+            **FAST_GROUP,
+        },
+    )
+    source = KafkaSource(settings.kafka)
+    try:
+        seen: list[int] = []
+        deadline = time.monotonic() + 60
+        while len(seen) < 60 and time.monotonic() < deadline:
+            batch = source.poll()
+            seen += [m.offset for m in batch]
+            if batch and len(seen) < 60:
+                lag = source.backlog()[f"{topic}:{batch[0].partition}"]
+                assert lag is not None and lag == 60 - len(seen)
+        assert len(seen) == 60
+        backlog = source.backlog()
+        assert set(backlog) == {f"{topic}:{p}" for p in range(3)}
+        assert all(waiting == 0 for waiting in backlog.values() if waiting is not None)
+    finally:
+        source.close()
