@@ -18,7 +18,7 @@ from monitor.messages import JsonlDeadLetterSink, Message
 from monitor.metrics import Metrics
 from monitor.pipeline import Ledger, Pipeline
 from monitor.policy import Policy
-from monitor.sources.file import iter_file_positions
+from monitor.sources.file import input_name, iter_file_positions
 from monitor.state import (
     FIX_REPLAY,
     CheckpointError,
@@ -152,6 +152,8 @@ def replay(
                 raise
             store.discard()
             pipeline, checkpoint, resume = new_pipeline(), None, False
+    # The file is the one input: its event time is the pipeline's (also after a restore).
+    pipeline.assigned([f"{input_name(events)}:0"])
     if checkpoint is not None and resume:
         byte, line = checkpoint.positions["file"]
         start = (int(byte), int(line))

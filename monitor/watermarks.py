@@ -11,7 +11,13 @@ it then stops holding the model back, and rejoins when it delivers again.
 
 An input assigned but not yet heard from holds every model back (it may carry
 any of them) while it has messages waiting, or while that is not known yet
-and it has been assigned for less than ``idle_seconds``. When every input of a
+and it has been assigned for less than ``idle_seconds``.
+
+After a restore from a checkpoint nothing is released until the inputs are
+assigned again (:meth:`Watermarks.assign`): an input that had delivered
+nothing before the checkpoint is not in it, and must not find its buckets
+released when it is assigned. Restored inputs that are not assigned then are
+forgotten. When every input of a
 model is idle, the model's watermark is the largest of theirs: everything
 delivered so far can be judged.
 
@@ -74,11 +80,22 @@ class Watermarks:
         self._heard: dict[tuple[str, str], float] = {}
         #: Inputs assigned and not yet heard from -> wall time of assignment.
         self._pending: dict[str, float] = {}
+        #: Restored from a checkpoint, and the inputs not assigned since: hold everything.
+        self._awaiting = False
 
     def assign(self, inputs: Iterable[str]) -> None:
-        """Inputs now read by this process; those not yet heard from hold every model back."""
+        """Inputs now read by this process; those not yet heard from hold every model back.
+
+        The first assignment after :meth:`restore` is the whole assignment: restored
+        inputs outside it are forgotten.
+        """
         now = self._clock()
+        inputs = list(inputs)
         known = {i for marks in self._marks.values() for i in marks}
+        if self._awaiting:
+            self._awaiting = False
+            self.revoke(known - set(inputs))
+            known &= set(inputs)
         for name in inputs:
             if name not in known:
                 self._pending.setdefault(name, now)
@@ -112,6 +129,8 @@ class Watermarks:
         ``backlog``: messages waiting per input, None where not known yet; an
         input with messages waiting is never idle.
         """
+        if self._awaiting:
+            return -math.inf  # restored: wait to learn which inputs are read here
         lag = backlog or {}
         idle_after = self._clock() - self.idle_seconds
         for name, since in self._pending.items():
@@ -134,10 +153,17 @@ class Watermarks:
         return {model: dict(marks) for model, marks in self._marks.items()}
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Continue from :meth:`state`: every input counts as just heard from."""
+        """Continue from :meth:`state`: every input counts as just heard from.
+
+        Nothing is released until the inputs are assigned again; inputs assigned
+        before the restore (a partition's own pipeline) count as that assignment.
+        """
         now = self._clock()
         self._marks = {
             m: {str(i): float(t) for i, t in marks.items()} for m, marks in state.items()
         }
         self._heard = {(m, i): now for m, marks in self._marks.items() for i in marks}
-        self._pending = {}
+        assigned, self._pending = list(self._pending), {}
+        self._awaiting = True
+        if assigned:
+            self.assign(assigned)

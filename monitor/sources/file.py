@@ -9,7 +9,12 @@ from typing import BinaryIO
 
 from monitor.messages import Message
 
-__all__ = ["iter_file_batches", "iter_file_positions"]
+__all__ = ["input_name", "iter_file_batches", "iter_file_positions"]
+
+
+def input_name(path: str | Path) -> str:
+    """The topic name of a file's messages: its path, or ``<stdin>`` for ``-``."""
+    return "<stdin>" if str(path) == "-" else str(path)
 
 
 def iter_file_batches(path: str | Path, batch_size: int = 5000) -> Iterator[list[Message]]:
@@ -31,7 +36,7 @@ def iter_file_positions(
     ``start`` is such a position (a regular file only): reading continues at
     that byte, numbering lines from the one after.
     """
-    name = "<stdin>" if str(path) == "-" else str(path)
+    name = input_name(path)
     if str(path) == "-" and start != (0, 0):
         raise ValueError("standard input cannot be resumed from a position")
     fh: BinaryIO = sys.stdin.buffer if str(path) == "-" else open(path, "rb")  # noqa: SIM115

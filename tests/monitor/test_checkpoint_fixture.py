@@ -102,6 +102,7 @@ def test_the_restored_pipeline_goes_on_like_one_never_stopped() -> None:
     )
     restored = _pipeline()
     restore_pipeline(restored, checkpoint.state)
+    restored.assigned(["fixture:0"])  # its input, read again after the restart
     unbroken = _pipeline()
     for i in range(0, done, 2000):
         unbroken.process(messages[i : min(i + 2000, done)])
