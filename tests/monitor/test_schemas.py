@@ -28,9 +28,10 @@ Raw = dict[str, Any]
 
 def validator(name: str) -> jsonschema.Draft202012Validator:
     """A validator of the schema ``name`` that also asserts formats (``date-time``)."""
-    return jsonschema.Draft202012Validator(
-        schemas.schema(name), format_checker=jsonschema.FormatChecker()
-    )
+    checker = jsonschema.FormatChecker()
+    # jsonschema checks date-time only with rfc3339-validator installed (the test extra).
+    assert "date-time" in checker.checkers, "pip install rfc3339-validator (the test extra)"
+    return jsonschema.Draft202012Validator(schemas.schema(name), format_checker=checker)
 
 
 def fenced(page: str, language: str) -> list[str]:
