@@ -10,17 +10,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from detectors.base import Detector, Evidence
-from detectors.calibration import (
-    DEFAULT_SHIFTS,
-    Direction,
-    Family,
-    llr_coefficients,
-    rate_thresholds,
-)
+from detectors.boundary import arm_coefficients, arm_thresholds, tolerance_boundaries
+from detectors.calibration import DEFAULT_SHIFTS, Family
 
 __all__ = ["RateShiftDetector"]
-
-_EPS = 1e-12
 
 
 class RateShiftDetector(Detector):
@@ -245,85 +238,55 @@ class RateShiftDetector(Detector):
             return
         if not self.reference_ready:
             raise ValueError("calibrate() needs min_reference baseline exposure first")
+        if self.arl0 is None:  # unreachable: with h the thresholds are set in __init__
+            raise ValueError("no threshold h and no arl0 to calibrate one")
         _, _, up, down = self._coefficients()
-        self._thresholds = self._calibrate(up, down)
+        self._thresholds = arm_thresholds(self.family, (up, down), self.shifts, self.arl0)
 
     @property
     def conclusive(self) -> bool:
         """Whether both sides have enough data for ``ok`` to mean something."""
         return self._detected or (self.ready and self._tested >= self.min_observations)
 
-    def _calibrate(self, up: float | None, down: float | None) -> NDArray[np.float64]:
-        """Per-arm thresholds for ``arl0`` at the current boundaries (called once)."""
-        k = len(self.shifts)
-        out = np.full(2 * k, np.inf)
-        if self.arl0 is None:  # unreachable: with h the thresholds are set in __init__
-            raise ValueError("no threshold h and no arl0 to calibrate one")
-        sides: list[tuple[float, Direction, slice]] = []
-        if up is not None:
-            sides.append((up, "increase", slice(0, k)))
-        if down is not None:
-            sides.append((down, "decrease", slice(k, 2 * k)))
-        # Two directions share the budget: each gets twice the run length.
-        budget = self.arl0 * len(sides)
-        for rate, direction, arms in sides:
-            out[arms] = rate_thresholds(self.family, rate, budget, self.shifts, direction)
-        return out
-
     def _coefficients(
         self,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], float | None, float | None]:
-        """Per-CUSUM (a, b): log-likelihood ratio of (count, exposure) is count*a - exposure*b.
-
-        A function of the baseline's totals only, so cached until they change.
-        """
+        """Per arm (a, b) and the boundaries (up, down) they test: a function of the
+        baseline's totals only, so cached until they change."""
         if self._coef is None:
-            self._coef = self._compute_coefficients()
+            boundaries = tolerance_boundaries(
+                self.family,
+                self._ref_count,
+                self._ref_exposure,
+                self.z,
+                max_increase=self.max_increase,
+                max_decrease=self.max_decrease,
+                max_relative_change=self.max_relative_change,
+            )
+            a, b = arm_coefficients(self.family, boundaries, self.shifts)
+            self._coef = (a, b, *boundaries)
         return self._coef
 
-    def _compute_coefficients(
-        self,
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64], float | None, float | None]:
-        n = self._ref_exposure
-        # Smoothed so that a baseline that never saw the event still gives a finite boundary.
-        r = (self._ref_count + 0.5) / (n + 1.0)
-        var = r * (1.0 - r) if self.family == "bernoulli" else r
-        se = self.z * math.sqrt(var / (n + 1.0))
-        hi, lo = r + se, max(r - se, 0.0)
-        if self.max_relative_change is not None:
-            up: float | None = hi * (1.0 + self.max_relative_change)
-            down: float | None = lo * (1.0 - self.max_relative_change)
-        else:
-            up = hi + self.max_increase if self.max_increase is not None else None
-            down = lo - self.max_decrease if self.max_decrease is not None else None
-        if up is not None and not up < (1.0 if self.family == "bernoulli" else math.inf):
-            up = None
-        if down is not None and not down > _EPS:
-            down = None
-        k = len(self.shifts)
-        a = np.zeros(2 * k)
-        b = np.full(2 * k, np.inf)  # an arm with no valid boundary never accumulates
-        for i, s in enumerate(self.shifts):
-            if up is not None:
-                a[i], b[i] = llr_coefficients(self.family, up, up * s)
-            if down is not None:
-                a[k + i], b[k + i] = llr_coefficients(self.family, down, down / s)
-        return a, b, up, down
-
     # -- candidate -----------------------------------------------------------------
+    def _observe(self, n: int, count: float, exposure: float) -> bool:
+        """Count ``n`` observations; whether the test runs on them (ready, not yet alarmed)."""
+        self._n += n
+        self._count += count
+        self._exposure += exposure
+        if self._detected or not self.ready:
+            return False
+        self._tested += exposure
+        return True
+
     def update(self, x: Any) -> None:
         """Feed one Bernoulli outcome ``x`` or one ``(count, exposure)`` pair."""
         count, exposure = (float(x[0]), float(x[1])) if isinstance(x, tuple) else (float(x), 1.0)
         if count < 0 or exposure < 0:
             raise ValueError("count and exposure must be >= 0")
         # One observation: the Lindley step S = max(0, S + z) of every arm at once, the
-        # same arithmetic as update_many's on a batch of one.
-        self._n += 1
-        self._count += count
-        self._exposure += exposure
-        if self._detected or not self.ready:
+        # same arithmetic as update_many's on a batch of one, without its array set-up.
+        if not self._observe(1, count, exposure):
             return
-        self._tested += exposure
         a, b, _, _ = self._coefficients()
         live = np.isfinite(b)
         if not live.any():
@@ -352,12 +315,8 @@ class RateShiftDetector(Detector):
         if expo.shape != counts.shape:
             raise ValueError("xs and exposures must have the same length")
         start = self._n
-        self._n += counts.size
-        self._count += float(counts.sum())
-        self._exposure += float(expo.sum())
-        if self._detected or not self.ready:
+        if not self._observe(counts.size, float(counts.sum()), float(expo.sum())):
             return
-        self._tested += float(expo.sum())
         a, b, _, _ = self._coefficients()
         # Arms without a valid boundary (e.g. no decrease tolerance) never accumulate: skip them.
         live = np.flatnonzero(np.isfinite(b))
