@@ -21,13 +21,11 @@ from monitor.policy import Policy
 from monitor.sources.file import input_name, iter_file_positions
 from monitor.state import (
     FIX_REPLAY,
-    CheckpointError,
     Mismatch,
     SqliteStateStore,
-    StateMismatch,
+    guarded,
     load_checkpoint,
     policy_digest,
-    refuse,
     restore_pipeline,
 )
 
@@ -141,16 +139,15 @@ def replay(
             "use a new --state directory, or the policy it was written under"
         )
     if store is not None and checkpoint is not None and resume:
-        try:
-            restore_pipeline(pipeline, checkpoint.state)
-        except CheckpointError as err:  # signed and decoded, but this pipeline cannot take it
-            try:
-                where = f"state file {store.path}"
-                refuse(err, where=where, fix=FIX_REPLAY, mismatch=state_mismatch, fresh=fresh)
-            except StateMismatch:
-                store.close()
-                raise
-            store.discard()
+        # Signed and decoded, but can this release's pipeline take its state?
+        state = checkpoint.state
+
+        def restore() -> bool:
+            restore_pipeline(pipeline, state)
+            return True
+
+        restored = guarded(store, restore, state_mismatch, FIX_REPLAY, fresh)
+        if restored is None:  # discarded; the pipeline may be partly restored
             pipeline, checkpoint, resume = new_pipeline(), None, False
     # The file is the one input: its event time is the pipeline's (also after a restore).
     pipeline.assigned([f"{input_name(events)}:0"])

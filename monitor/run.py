@@ -22,11 +22,10 @@ from monitor.service import Service
 from monitor.sources.kafka import KafkaDeadLetterSink, KafkaSource
 from monitor.state import (
     FIX_RUN,
-    CheckpointError,
     SqliteStateStore,
     StateMismatch,
+    guarded,
     load_checkpoint,
-    refuse,
 )
 
 __all__ = ["build_outbox", "build_service", "serve"]
@@ -109,24 +108,16 @@ def build_service(
     if store is not None:
         outputs: dict[str, Positioned] = {"alerts": alerts_file} if alerts_file else {}
         checkpointer = Checkpointer(store, pipeline, settings.state.checkpoint_seconds, outputs)
+        # Signed and decoded, but can this release's pipeline take its state?
+        restore = checkpointer.restore
         try:
-            seeks = checkpointer.restore(checkpoint)
-        except CheckpointError as err:  # signed and decoded, but this pipeline cannot take it
-            try:
-                refuse(
-                    err,
-                    where=f"state file {store.path}",
-                    fix=FIX_RUN,
-                    mismatch=state.mismatch,
-                    fresh=fresh,
-                )
-            except StateMismatch:
-                source.close()
-                pipeline.close()
-                store.close()
-                raise
-            store.discard()
-            pipeline = checkpointer.pipeline = new_pipeline()  # the other may be partly restored
+            seeks = guarded(store, lambda: restore(checkpoint), state.mismatch, FIX_RUN, fresh)
+        except StateMismatch:
+            source.close()
+            pipeline.close()
+            raise
+        if seeks is None:  # discarded; the pipeline may be partly restored
+            pipeline = checkpointer.pipeline = new_pipeline()
             seeks = {}
         source.seek_on_assign(seeks)
     # Each assigned partition keeps its own event-time watermark (monitor.watermarks).

@@ -37,8 +37,9 @@ import os
 import secrets
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import structlog
 
@@ -65,6 +66,7 @@ __all__ = [
     "Mismatch",
     "SqliteStateStore",
     "StateMismatch",
+    "guarded",
     "key_file",
     "load_checkpoint",
     "policy_digest",
@@ -73,6 +75,8 @@ __all__ = [
 ]
 
 log = structlog.get_logger("shiftwatch.state")
+
+T = TypeVar("T")
 
 #: What to do with a checkpoint that cannot be restored (``state.mismatch``).
 Mismatch = Literal["fail", "fresh"]
@@ -283,13 +287,14 @@ class SqliteStateStore:
         self._conn.close()
 
 
-def load_checkpoint(
-    store: SqliteStateStore, mismatch: Mismatch, fix: str, fresh: str
-) -> Checkpoint | None:
-    """``store.load()``, with a checkpoint that cannot be restored handled by ``mismatch``:
-    :class:`StateMismatch` under ``fail`` (the store closed), discarded under ``fresh``."""
+def guarded(
+    store: SqliteStateStore, attempt: Callable[[], T], mismatch: Mismatch, fix: str, fresh: str
+) -> T | None:
+    """``attempt()`` (loading or restoring a checkpoint of ``store``), with a checkpoint that
+    cannot be restored handled by ``mismatch``: :class:`StateMismatch` under ``fail`` (the
+    store closed), or discarded under ``fresh`` (then None: start afresh)."""
     try:
-        return store.load()
+        return attempt()
     except CheckpointError as err:
         try:
             refuse(err, where=f"state file {store.path}", fix=fix, mismatch=mismatch, fresh=fresh)
@@ -298,3 +303,10 @@ def load_checkpoint(
             raise
         store.discard()
         return None
+
+
+def load_checkpoint(
+    store: SqliteStateStore, mismatch: Mismatch, fix: str, fresh: str
+) -> Checkpoint | None:
+    """``store.load()``, a checkpoint that cannot be restored handled by ``mismatch``."""
+    return guarded(store, store.load, mismatch, fix, fresh)
