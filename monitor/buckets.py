@@ -76,10 +76,6 @@ class Buckets:
         """The event time at which bucket ``index`` is final: its end plus the window."""
         return (index + 1) * self.bucket_seconds + self.window_seconds
 
-    def is_late(self, timestamp: float) -> bool:
-        """Whether the bucket of ``timestamp`` was already released."""
-        return self.index(timestamp) < self._released_below
-
     def add(
         self,
         version: str,
@@ -117,10 +113,6 @@ class Buckets:
         for b in sorted(i for i in self._open if i < limit):
             # Sorted by (version, stream): the order never depends on arrival.
             yield b, dict(sorted(self._open.pop(b).items()))
-
-    def open_buckets(self) -> int:
-        """Buckets held in memory (bounded by window / bucket width)."""
-        return len(self._open)
 
     # -- checkpoints -------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -94,11 +94,6 @@ class Versions:
         self.policy = policy
         self.seen: set[str] = set()
 
-    @property
-    def candidates(self) -> set[str]:
-        """Candidate versions seen so far, plus those the policy lists."""
-        return self.seen | set(self.policy.candidates or ())
-
     def role(self, version: str) -> Role | None:
         """``"baseline"``, ``"candidate"`` or None for a version nobody watches."""
         if version == self.policy.baseline:
