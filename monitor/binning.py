@@ -13,7 +13,7 @@ float above ``v``: a bin of its own, so the binned KS sees both ``P(X < v)``
 and ``P(X <= v)`` as the exact KS does. Real scores pile up near 0 and 1;
 equal-width bins hid a KS of 0.30 as 0.07.
 
-Before 0.3 scores had equal-width bins and latencies log-spaced bins from
+Up to 0.2.0 scores had equal-width bins and latencies log-spaced bins from
 0.1 ms to 10^6 ms (:func:`score_bin`, :func:`latency_bin`); a checkpoint of
 that layout is continued with them. Tools get one bin each, in order of first
 sight, up to a cap; later tools share the last bin.
@@ -42,7 +42,7 @@ __all__ = [
     "score_bin",
 ]
 
-#: Most bins per distance for scores (equal-width before 0.3, an upper bound since).
+#: Most bins per distance for scores (equal-width up to 0.2.0, an upper bound since).
 SCORE_BINS = {"js": 20, "ks": 50, "wasserstein": 50}
 #: Most bins for latencies.
 LATENCY_BINS = 50
@@ -178,7 +178,7 @@ class Binner:
     """The binning of one distribution check: its distance, bin count and (for tools) names.
 
     For scores and latencies ``n_bins`` is the most bins (the equal-width or
-    log-spaced count of a checkpoint from before 0.3), ``lower`` and
+    log-spaced count of a checkpoint of 0.2.0), ``lower`` and
     ``upper`` the values' range.
     """
 

@@ -76,7 +76,7 @@ class QuantileCounts:
     until :data:`~monitor.binning.REFERENCE_SAMPLE` baseline values are in
     them; then the edges are computed from the first of those values by
     event time (ties by value), frozen, and the held buckets are returned
-    binned, oldest first. A restored state from before 0.3 (no ``edges``)
+    binned, oldest first. A restored state of 0.2.0 (no ``edges``)
     continues with the equal-width (scores) or log-spaced (latencies) bins.
     """
 
@@ -220,7 +220,7 @@ class QuantileCounts:
             self._buffered[version] += 1
 
     def restore_legacy(self, buckets: dict[str, Any]) -> None:
-        """Continue from a state before 0.3: equal-width or log-spaced bins, as then."""
+        """Continue from a state of 0.2.0: equal-width or log-spaced bins, as then."""
         self.legacy, self.edges, self.widths = True, None, None
         self.n_bins = self.binner.n_bins
         self.buckets = Buckets(self.n_bins, 0.0)
@@ -345,7 +345,7 @@ class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionReco
 
     def _buckets_state(self) -> dict[str, Any]:
         return {
-            # Per score or latency check: its edges, buckets and raw values (from 0.3;
+            # Per score or latency check: its edges, buckets and raw values (after 0.2.0;
             # before, "buckets" held each check's equal-width buckets).
             "bins": {b.check.name: counts.state() for b, counts in self._binned},
             "tallies": {b.check.name: tallies.state() for b, _, tallies in self._tools},
@@ -361,7 +361,7 @@ class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionReco
         for binner, counts in self._binned:
             if binner.check.name in bins:
                 counts.restore(bins[binner.check.name])
-            else:  # a checkpoint from before 0.3: equal-width bins, as then
+            else:  # a checkpoint of 0.2.0: equal-width bins, as then
                 counts.restore_legacy(state["buckets"][binner.check.name])
         for binner, tools, tallies in self._tools:
             tallies.restore(state["tallies"][binner.check.name])
