@@ -23,6 +23,7 @@ shows it as inconclusive, "no candidate data yet").
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -98,7 +99,7 @@ class QuantileCounts:
 
     def _bin(self, value: float) -> int:
         if self.edges is not None:
-            return int(np.searchsorted(self.edges, value, side="right"))
+            return bisect_right(self._edge_list, value)  # searchsorted(..., side="right")
         if self.binner.check.metric is Metric.LATENCY:
             return latency_bin(value)
         return score_bin(value, self.n_bins)
@@ -123,14 +124,15 @@ class QuantileCounts:
             for _ in self.buckets.release(watermark):
                 pass  # nothing is open in the time-keeping buckets; this moves time on
             held = sorted(b for b in self._pending if self._released(b))
-            sample = sorted(
+            baseline = [
                 (at, value)
                 for b in held
                 for version, _, at, value in self._pending[b]
                 if version == self.baseline
-            )
-            if len(sample) < REFERENCE_SAMPLE:
+            ]
+            if len(baseline) < REFERENCE_SAMPLE:
                 return
+            sample = sorted(baseline)
             self._freeze([value for _, value in sample[:REFERENCE_SAMPLE]])
             for b in held:
                 yield b, self._hists(self._pending.pop(b))
@@ -154,6 +156,7 @@ class QuantileCounts:
 
     def _set_edges(self, edges: NDArray[np.float64]) -> None:
         self.edges = edges
+        self._edge_list: list[float] = edges.tolist()
         self.n_bins = len(edges) + 1
         if self.binner.distance == "wasserstein":
             self.widths = bin_widths(edges, self.binner.lower, self.binner.upper)
