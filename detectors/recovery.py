@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors.distribution import DistributionShiftDetector, distance
+from detectors.distribution import DistributionShiftDetector
 from detectors.rate import RateShiftDetector
 
 __all__ = ["ALPHA_RESOLVE", "Z_RESOLVE", "DistributionRecovery", "RateRecovery", "Recovery"]
@@ -173,7 +173,7 @@ class DistributionRecovery:
     def _distance(self) -> float:
         """The plug-in distance between the histogram since the breach and the baseline's."""
         det = self.detector
-        return distance(det.distance, self.hist, det.reference_counts.astype(np.float64))
+        return det.distance_between(self.hist)
 
     def _bounds(self) -> tuple[float, float]:
         """(lower, upper) confidence bounds on the distance between the histograms."""

@@ -1,9 +1,22 @@
-"""Fixed bins for the distribution checks, so every histogram has a bounded size.
+"""Bins for the distribution checks, so every histogram has a bounded size.
 
-Scores live in [0, 1] and get equal-width bins (20 for Jensen-Shannon, 50
-for KS and Wasserstein). Latencies get log-spaced bins
-from 0.1 ms to 10^6 ms (over- and underflow in the end bins). Tools get one bin
-each, in order of first sight, up to a cap; later tools share the last bin.
+Scores and latencies are binned at the **baseline's quantiles**
+(:func:`quantile_edges`): the check runner keeps the first
+:data:`REFERENCE_SAMPLE` baseline values of a check raw, computes at most
+``max_bins - 1`` edges at their empirical quantiles (at most 20 bins for
+Jensen-Shannon, 50 for KS and Wasserstein, :data:`SCORE_BINS`;
+:data:`LATENCY_BINS` for latencies) and freezes them. A value ``x`` falls in
+bin ``searchsorted(edges, x, side="right")``, so the binned CDF at an edge
+``e`` is the share of values ``< e``. A value the sample holds often (a score
+of exactly 0 or 1, a coarse int8 score) gets the edges ``v`` and the next
+float above ``v``: a bin of its own, so the binned KS sees both ``P(X < v)``
+and ``P(X <= v)`` as the exact KS does. Real scores pile up near 0 and 1;
+equal-width bins hid a KS of 0.30 as 0.07.
+
+Up to 0.2.0 scores had equal-width bins and latencies log-spaced bins from
+0.1 ms to 10^6 ms (:func:`score_bin`, :func:`latency_bin`); a checkpoint of
+that layout is continued with them. Tools get one bin each, in order of first
+sight, up to a cap; later tools share the last bin.
 """
 
 from __future__ import annotations
@@ -11,13 +24,32 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from detectors.distribution import Distance
 from monitor.policy import Check, Metric
 
-__all__ = ["Binner", "ToolBins", "latency_bin", "score_bin"]
+__all__ = [
+    "BUFFER_CAP",
+    "REFERENCE_SAMPLE",
+    "Binner",
+    "ToolBins",
+    "bin_widths",
+    "latency_bin",
+    "quantile_bins",
+    "quantile_edges",
+    "score_bin",
+]
 
+#: Most bins per distance for scores (equal-width up to 0.2.0, an upper bound since).
 SCORE_BINS = {"js": 20, "ks": 50, "wasserstein": 50}
+#: Most bins for latencies.
 LATENCY_BINS = 50
+#: Baseline values (overall stream, in event-time order) the bin edges are computed from.
+REFERENCE_SAMPLE = 2_000
+#: Values per version kept raw while the edges are not frozen; more are counted as unbinned.
+BUFFER_CAP = 100_000
 _LAT_LO, _LAT_HI = math.log10(0.1), math.log10(1e6)
 TOOL_BINS = 16
 
@@ -33,6 +65,86 @@ def latency_bin(ms: float) -> int:
         return 0
     x = (math.log10(ms) - _LAT_LO) / (_LAT_HI - _LAT_LO)
     return min(max(int(x * LATENCY_BINS), 0), LATENCY_BINS - 1)
+
+
+def quantile_edges(
+    sample: ArrayLike, max_bins: int, lower: float = -math.inf, upper: float = math.inf
+) -> NDArray[np.float64]:
+    """Bin edges at the empirical quantiles of ``sample``, ties given bins of their own.
+
+    Parameters
+    ----------
+    sample
+        The baseline values (finite floats).
+    max_bins
+        Most bins: at most ``max_bins - 1`` edges are returned.
+    lower, upper
+        The values' range: edges ``<= lower`` (an always empty first bin) and
+        ``> upper`` (an always empty last bin) are dropped.
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted distinct edges; a value ``x`` is in bin
+        ``searchsorted(edges, x, side="right")`` of ``len(edges) + 1``.
+
+    Notes
+    -----
+    The edges are the ``k / (m + 1)`` quantiles (``inverted_cdf``: sample
+    values), merged where they coincide, with the largest ``m <= max_bins - 1``
+    that fits. Every value holding at least ``1 / max_bins`` of the sample
+    (at most ``(max_bins - 1) // 2`` of them, the heaviest first) also gets the
+    edges ``v`` and ``nextafter(v, inf)``: a bin holding ``v`` alone.
+
+    Examples
+    --------
+    >>> x = np.array([0.0] * 45 + [1.0] * 45 + list(np.linspace(0.05, 0.95, 10)))
+    >>> edges = quantile_edges(x, 5, 0.0, 1.0)
+    >>> bins = np.searchsorted(edges, [0.0, 0.5, 1.0], side="right")
+    >>> len(edges) + 1, bins.tolist()
+    (3, [0, 1, 2])
+    """
+    x = np.sort(np.asarray(sample, dtype=np.float64).reshape(-1))
+    if x.size == 0:
+        raise ValueError("need at least one value")
+    if max_bins < 2:
+        raise ValueError("need max_bins >= 2")
+    values, counts = np.unique(x, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    heavy = values[order][counts[order] * max_bins >= x.size][: (max_bins - 1) // 2]
+    alone = np.concatenate([heavy, np.nextafter(heavy, np.inf)])
+    edges = np.empty(0, dtype=np.float64)
+    for levels in range(max_bins - 1, -1, -1):
+        cuts = np.quantile(x, np.arange(1, levels + 1) / (levels + 1), method="inverted_cdf")
+        edges = np.unique(np.concatenate([cuts, alone]))
+        edges = edges[(edges > lower) & (edges <= upper)]
+        if edges.size <= max_bins - 1:
+            break
+    if edges.size == 0:  # every value at ``lower``: one bin for it, one for the rest
+        edges = np.array([np.nextafter(x[0], np.inf)])
+    return edges
+
+
+def quantile_bins(edges: NDArray[np.float64], values: ArrayLike) -> NDArray[np.int64]:
+    """The bins of ``values`` under ``edges`` (see :func:`quantile_edges`).
+
+    >>> quantile_bins(np.array([0.5, 0.75]), [0.1, 0.5, 0.6, 0.9]).tolist()
+    [0, 1, 1, 2]
+    """
+    return np.searchsorted(edges, np.asarray(values, dtype=np.float64), side="right").astype(
+        np.int64
+    )
+
+
+def bin_widths(edges: NDArray[np.float64], lower: float, upper: float) -> list[float]:
+    """Widths of the bins of ``edges`` within [lower, upper], scaled to sum to 1.
+
+    >>> bin_widths(np.array([0.25, 0.5]), 0.0, 1.0)
+    [0.25, 0.25, 0.5]
+    """
+    bounds = np.clip(np.concatenate([[lower], edges, [upper]]), lower, upper)
+    widths = np.diff(bounds) / (upper - lower)
+    return [float(w) for w in widths]
 
 
 class ToolBins:
@@ -63,15 +175,22 @@ class ToolBins:
 
 
 class Binner:
-    """The binning of one distribution check: its distance, bin count and (for tools) names."""
+    """The binning of one distribution check: its distance, bin count and (for tools) names.
+
+    For scores and latencies ``n_bins`` is the most bins (the equal-width or
+    log-spaced count of a checkpoint of 0.2.0), ``lower`` and
+    ``upper`` the values' range.
+    """
 
     def __init__(self, check: Check) -> None:
         self.check = check
         self.tools: ToolBins | None = None
         self.distance: Distance
+        self.lower, self.upper = 0.0, math.inf
         if check.metric is Metric.SCORE_DISTRIBUTION:
             self.distance = check.distance or "ks"
             self.n_bins = SCORE_BINS[self.distance]
+            self.upper = 1.0
         elif check.metric is Metric.LATENCY:
             self.distance = "ks"
             self.n_bins = LATENCY_BINS

@@ -114,6 +114,18 @@ class Buckets:
             # Sorted by (version, stream): the order never depends on arrival.
             yield b, dict(sorted(self._open.pop(b).items()))
 
+    def with_columns(self, n_columns: int) -> Buckets:
+        """Empty buckets of ``n_columns`` that continue from where these were released.
+
+        For counts whose columns are only known later (bins frozen from data):
+        these buckets kept time, and must hold nothing.
+        """
+        if self._open:
+            raise ValueError("buckets still open")
+        other = Buckets(n_columns, self.window_seconds, self.bucket_seconds)
+        other._released_below = self._released_below
+        return other
+
     # -- checkpoints -------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """The open buckets as columns: bucket index, (version, stream) code and row."""

@@ -80,7 +80,14 @@ def test_checks_are_inconclusive_before_data() -> None:
     pipeline.process(batch)
     monitor = pipeline.models["m"]
     states = {status.check.name: status.state for status in monitor.statuses()}
-    assert states == {"deny": "inconclusive", "drift": "inconclusive"}
+    # The score check has no status until its bins freeze at the baseline's quantiles;
+    # the verdict shows it inconclusive all the same.
+    assert states == {"deny": "inconclusive"}
+    verdict = pipeline.verdicts.get("m", "v2")
+    assert verdict is not None and verdict["verdict"] == "inconclusive"
+    reasons = {r["check"]: (r["state"], r["reason"]) for r in verdict["reasons"]}
+    assert reasons["drift"] == ("inconclusive", "no candidate data yet")
+    assert reasons["deny"][0] == "inconclusive"
 
 
 def test_late_labels_are_counted() -> None:
