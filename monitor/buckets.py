@@ -76,6 +76,10 @@ class Buckets:
         """The event time at which bucket ``index`` is final: its end plus the window."""
         return (index + 1) * self.bucket_seconds + self.window_seconds
 
+    def is_late(self, timestamp: float) -> bool:
+        """Whether the bucket of ``timestamp`` was already released."""
+        return self.index(timestamp) < self._released_below
+
     def add(
         self,
         version: str,

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from monitor.alerts import AlertRecord
 from monitor.demo.simulator import Scenario, TrafficSimulator
 from monitor.envelope import FORMAT, Checkpoint, CheckpointError, open_sealed, seal
 from monitor.messages import Message
@@ -91,9 +92,25 @@ def test_the_committed_checkpoint_restores_with_its_verdict() -> None:
     assert pipeline.ledger.processed == checkpoint.state["ledger"]["processed"] > 40_000
 
 
+def _continue(pipeline: Pipeline, messages: list[Message], done: int) -> list[AlertRecord]:
+    alerts: list[AlertRecord] = []
+    for i in range(done, len(messages), 2000):
+        alerts += pipeline.process(messages[i : i + 2000]).alerts
+    return alerts
+
+
+def _binned_checks(verdict: dict[str, Any]) -> set[str]:
+    return {v["check"] for v in verdict["checks"] if v["metric"] == "score_distribution"}
+
+
 def test_the_restored_pipeline_goes_on_like_one_never_stopped() -> None:
-    """Restored from the fixture and fed the rest of the stream, the pipeline ends exactly as
-    one that processed the whole stream without stopping."""
+    """Restored from the fixture and fed the rest of the stream, the pipeline ends as one
+    that processed the whole stream without stopping; a checkpoint of this release is the
+    same again, its score bins included.
+
+    The fixture predates bins at the baseline's quantiles: its score check goes on with
+    the equal-width bins it started with, so only that check may differ from a run of
+    this release, and every other check and every alert must match exactly."""
     checkpoint = open_sealed(FIXTURE.read_bytes(), KEY)
     messages = _messages(36_000)
     done = int(checkpoint.positions["file"][1])
@@ -106,14 +123,39 @@ def test_the_restored_pipeline_goes_on_like_one_never_stopped() -> None:
     unbroken = _pipeline()
     for i in range(0, done, 2000):
         unbroken.process(messages[i : min(i + 2000, done)])
-    restored_alerts, unbroken_alerts = [], []
-    for i in range(done, len(messages), 2000):
-        restored_alerts += restored.process(messages[i : i + 2000]).alerts
-        unbroken_alerts += unbroken.process(messages[i : i + 2000]).alerts
-    assert restored.ledger == unbroken.ledger and restored.ledger.late == 0
-    assert restored_alerts == unbroken_alerts
+    # This release's own checkpoint at the same point, sealed and opened again.
+    current = _pipeline()
+    sealed = seal(Checkpoint(policy_digest(unbroken.policy), unbroken.state(), {}), KEY)
+    restore_pipeline(current, open_sealed(sealed, KEY).state)
+    current.assigned(["fixture:0"])
+
+    restored_alerts = _continue(restored, messages, done)
+    current_alerts = _continue(current, messages, done)
+    unbroken_alerts = _continue(unbroken, messages, done)
     model = "fraud-scorer"
-    assert restored.verdicts.get(model, VERSION) == unbroken.verdicts.get(model, VERSION)
+    expected = unbroken.verdicts.get(model, VERSION)
+    assert expected is not None
+    assert current.ledger == unbroken.ledger and current.ledger.late == 0
+    assert current_alerts == unbroken_alerts
+    assert current.verdicts.get(model, VERSION) == expected
+
+    assert restored.ledger == unbroken.ledger and restored.ledger.late == 0
+    legacy = _binned_checks(expected)
+    assert legacy == {"score-drift"}
+    assert [a for a in restored_alerts if a.check not in legacy] == [
+        a for a in unbroken_alerts if a.check not in legacy
+    ]
+    got = restored.verdicts.get(model, VERSION)
+    assert got is not None
+    assert [c for c in got["checks"] if c["check"] not in legacy] == [
+        c for c in expected["checks"] if c["check"] not in legacy
+    ]
+    layouts = [
+        runner["bins"]["score-drift"]["layout"]
+        for runner in restored.state()["models"][model]
+        if "bins" in runner
+    ]
+    assert layouts == ["equal-width"]
 
 
 def test_a_fixture_under_another_key_or_edited_is_refused() -> None:
