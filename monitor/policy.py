@@ -7,14 +7,25 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 __all__ = [
+    "Action",
     "Check",
     "FalseAlarm",
     "Metric",
@@ -46,6 +57,15 @@ class Metric(StrEnum):
 RATE_METRICS = frozenset({Metric.DECISION_RATE, Metric.FALSE_NEGATIVE_RATE, Metric.ACTION_RATE})
 DISTANCE_METRICS = frozenset({Metric.SCORE_DISTRIBUTION, Metric.TOOL_DISTRIBUTION, Metric.LATENCY})
 
+class Action(StrEnum):
+    """What a breach asks for (docs/policy.md, "Actions and severity")."""
+
+    ROLLBACK = "rollback"
+    PAGE = "page"
+    TICKET = "ticket"
+    LOG = "log"
+
+
 #: Fields of ``where`` each metric understands.
 WHERE_FIELDS: dict[Metric, frozenset[str]] = {
     Metric.DECISION_RATE: frozenset({"decision"}),
@@ -53,6 +73,20 @@ WHERE_FIELDS: dict[Metric, frozenset[str]] = {
     Metric.NOVEL_TOOL: frozenset({"privileged", "action", "status"}),
     Metric.TOOL_DISTRIBUTION: frozenset({"privileged", "status"}),
 }
+#: The type of each ``where`` field, as events carry it (docs/events.md, strict types).
+WHERE_TYPES: dict[str, type] = {
+    "decision": str,
+    "action": str,
+    "tool": str,
+    "status": str,
+    "privileged": bool,
+}
+
+
+def did_you_mean(word: str, choices: Any) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or ``""``."""
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class _Strict(BaseModel):
@@ -94,10 +128,10 @@ class Check(_Strict):
 
     name: Name
     metric: Metric
-    where: dict[str, str | bool] = Field(default_factory=dict)
+    where: dict[str, StrictStr | StrictBool] = Field(default_factory=dict)
     distance: Literal["ks", "js", "wasserstein"] | None = None
     tolerance: Tolerance = Field(default_factory=Tolerance)
-    action: Name = "page"
+    action: Action = Action.PAGE
     severity: Literal["critical", "warning", "info"] | None = None
     min_baseline_calls: int | None = Field(
         default=None,
@@ -112,9 +146,17 @@ class Check(_Strict):
         if unknown:
             hint = ", ".join(sorted(allowed)) if allowed else "nothing: remove `where`"
             raise ValueError(
-                f"where: {', '.join(unknown)} not understood by metric {self.metric.value}; "
-                f"it accepts {hint}"
+                f"where: {', '.join(unknown)} not understood by metric {self.metric.value}"
+                f"{did_you_mean(unknown[0], allowed)}; it accepts {hint}"
             )
+        for key, value in self.where.items():
+            wanted = WHERE_TYPES[key]
+            if type(value) is not wanted:
+                example = "true or false" if wanted is bool else f'a string, e.g. "{value}"'
+                raise ValueError(
+                    f"where.{key}: {value!r} is a {type(value).__name__}, but events carry "
+                    f"{key} as a {wanted.__name__}, so it could never match; write {example}"
+                )
         if self.distance is not None and self.metric is not Metric.SCORE_DISTRIBUTION:
             raise ValueError(
                 f"distance applies to score_distribution only; remove it from this "
@@ -143,7 +185,7 @@ class Check(_Strict):
     def resolved_severity(self) -> str:
         if self.severity is not None:
             return self.severity
-        return "critical" if self.action == "rollback" else "warning"
+        return "critical" if self.action is Action.ROLLBACK else "warning"
 
 
 class FalseAlarm(_Strict):
@@ -252,15 +294,25 @@ _FIXES: dict[str, str] = {
 
 
 class PolicyError(ValueError):
-    """A policy that cannot be used; ``problems`` holds (field, message, fix) triples."""
+    """A policy that cannot be used; ``problems`` holds (field, message, fix) triples.
 
-    def __init__(self, source: str, problems: list[tuple[str, str, str]]) -> None:
+    ``locations`` holds, per problem, where the field is in the file (``line 7,
+    column 12``), or ``""`` where that is not known.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        problems: list[tuple[str, str, str]],
+        locations: list[str] | None = None,
+    ) -> None:
         self.source = source
         self.problems = problems
+        self.locations = locations or [""] * len(problems)
         lines = [f"{source}: {len(problems)} problem(s)"]
-        lines += [
-            f"  {field}: {msg}" + (f" (fix: {fix})" if fix else "") for field, msg, fix in problems
-        ]
+        for (field, msg, fix), at in zip(problems, self.locations, strict=True):
+            where = f" ({at})" if at else ""
+            lines.append(f"  {field}{where}: {msg}" + (f" (fix: {fix})" if fix else ""))
         super().__init__("\n".join(lines))
 
 
@@ -280,16 +332,102 @@ def _field_path(loc: tuple[int | str, ...], raw: Any) -> str:
     return path or "(file)"
 
 
-def parse_policy(raw: Any, source: str = "<policy>") -> Policy:
-    """Validate an already-parsed YAML document into a :class:`Policy`."""
+#: Every field name a policy can have, for did-you-mean on a misspelt one.
+def _field_names() -> set[str]:
+    names: set[str] = set()
+    for model in (Policy, ModelPolicy, Check, Tolerance, FalseAlarm):
+        names |= set(model.model_fields)
+    return names
+
+
+_Marks = dict[tuple[int | str | None, ...], tuple[int, int]]
+
+
+def _marks(text: str) -> _Marks:
+    """Line and column (1-based) of every mapping value and list item in a YAML text."""
+    marks: _Marks = {}
+
+    def walk(node: yaml.Node, path: tuple[int | str | None, ...]) -> None:
+        marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    walk(value, (*path, key.value))
+                    # The key itself, under a None: where an unknown key is reported.
+                    key_at = (key.start_mark.line + 1, key.start_mark.column + 1)
+                    marks[(*path, key.value, None)] = key_at
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return marks
+    if root is not None:
+        walk(root, ())
+    return marks
+
+
+def _where(loc: tuple[int | str | None, ...], marks: _Marks) -> str:
+    """``line L, column C`` of the longest prefix of ``loc`` the YAML text has, or ``""``."""
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in marks:
+            line, col = marks[loc[:end]]
+            return f"line {line}, column {col}"
+    return ""
+
+
+def _suggestion(error: Any) -> str:
+    """A did-you-mean for a misspelt value or field name, or ``""``."""
+    if error["type"] in ("enum", "literal_error") and isinstance(error.get("input"), str):
+        expected = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+        return did_you_mean(error["input"], expected)
+    if error["type"] == "extra_forbidden" and error["loc"]:
+        return did_you_mean(str(error["loc"][-1]), _field_names())
+    return ""
+
+
+def parse_policy(raw: Any, source: str = "<policy>", marks: _Marks | None = None) -> Policy:
+    """Validate an already-parsed YAML document into a :class:`Policy`.
+
+    ``marks`` (from the YAML text) add ``:line:col`` to each problem's field.
+    """
+    if raw is None:
+        raise PolicyError(
+            source,
+            [
+                (
+                    "(file)",
+                    "the policy is empty",
+                    "start from `shiftwatch policy init --events FILE` or the example in "
+                    "docs/policy.md",
+                )
+            ],
+        )
+    if not isinstance(raw, dict):
+        raise PolicyError(
+            source,
+            [
+                (
+                    "(file)",
+                    f"a policy is a mapping with `version: 1` and `models:`, not a "
+                    f"{type(raw).__name__}",
+                    "see the example in docs/policy.md",
+                )
+            ],
+        )
     try:
         return Policy.model_validate(raw)
     except ValidationError as err:
-        problems = []
+        problems, locations = [], []
         for e in err.errors(include_url=False):
-            msg = e["msg"].removeprefix("Value error, ")
-            problems.append((_field_path(tuple(e["loc"]), raw), msg, _FIXES.get(e["type"], "")))
-        raise PolicyError(source, problems) from None
+            loc = tuple(e["loc"])
+            msg = e["msg"].removeprefix("Value error, ") + _suggestion(e)
+            problems.append((_field_path(loc, raw), msg, _FIXES.get(e["type"], "")))
+            key = (None,) if e["type"] == "extra_forbidden" else ()
+            locations.append(_where((*loc, *key), marks or {}))
+        raise PolicyError(source, problems, locations) from None
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -298,7 +436,7 @@ def load_policy(path: str | Path) -> Policy:
     Raises
     ------
     PolicyError
-        With every problem found, each with its field path and a fix.
+        With every problem found, each with its field path, its line and column, and a fix.
     """
     p = Path(path)
     try:
@@ -314,7 +452,10 @@ def load_policy(path: str | Path) -> Policy:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise PolicyError(
-            str(p), [("(file)", f"not valid YAML: {exc}", "fix the YAML syntax")]
+            str(p), [("(file)", f"not valid YAML: {problem}", "fix the YAML syntax there")], [at]
         ) from None
-    return parse_policy(raw, str(p))
+    return parse_policy(raw, str(p), _marks(text))

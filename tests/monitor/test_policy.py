@@ -527,23 +527,35 @@ def test_policy_error_is_a_value_error() -> None:
     ids=["empty", "empty-list", "list", "string", "number"],
 )
 def test_document_that_is_not_a_mapping_is_rejected(document: Any) -> None:
-    """A YAML document that is not a mapping is reported at ``(file)``."""
+    """A YAML document that is not a mapping is reported at ``(file)``, saying what a policy
+    is (an empty file: that it is empty) and where to start from."""
     with pytest.raises(PolicyError) as info:
         parse_policy(document)
     assert [field for field, _, _ in info.value.problems] == ["(file)"]
-    assert "dictionary" in info.value.problems[0][1]
+    _, message, fix = info.value.problems[0]
+    if document is None:
+        assert message == "the policy is empty"
+    else:
+        assert message.startswith("a policy is a mapping with `version: 1` and `models:`")
+    assert "docs/policy.md" in fix
 
 
 # --- files ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "text",
-    ["version: 1\nmodels: [\n", "version: 1\n  models:\n- x\n", "key: 'unterminated\n", "\t- tab"],
+    ("text", "at"),
+    [
+        ("version: 1\nmodels: [\n", "line 3, column 1"),
+        ("version: 1\n  models:\n- x\n", "line 2, column 9"),
+        ("key: 'unterminated\n", "line 2, column 1"),
+        ("\t- tab", "line 1, column 1"),
+    ],
     ids=["open-flow", "bad-indent", "unterminated-quote", "tab"],
 )
-def test_file_that_is_not_yaml_is_reported(tmp_path: Path, text: str) -> None:
-    """A file with YAML syntax errors is one ``(file)`` problem with a fix."""
+def test_file_that_is_not_yaml_is_reported(tmp_path: Path, text: str, at: str) -> None:
+    """A file with YAML syntax errors is one ``(file)`` problem with its line and column
+    (not PyYAML's ``"<unicode string>"``) and a fix."""
     path = tmp_path / "policy.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(PolicyError) as info:
@@ -552,7 +564,9 @@ def test_file_that_is_not_yaml_is_reported(tmp_path: Path, text: str) -> None:
     field, message, fix = info.value.problems[0]
     assert field == "(file)"
     assert message.startswith("not valid YAML")
-    assert fix == "fix the YAML syntax"
+    assert "<unicode string>" not in str(info.value)
+    assert info.value.locations == [at]
+    assert fix == "fix the YAML syntax there"
     assert info.value.source == str(path)
 
 
@@ -720,3 +734,79 @@ def test_cli_policy_check_rejects_a_missing_file(
     _, err = capsys.readouterr()
     assert "cannot read" in err
     assert "absent.yaml" in err
+
+
+# --- a typo is never silently accepted ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typo", "suggested"),
+    [("rolback", "rollback"), ("pgae", "page"), ("tickets", "ticket"), ("Rollback", "rollback")],
+)
+def test_an_action_that_is_not_one_of_the_four_is_refused_with_a_suggestion(
+    typo: str, suggested: str
+) -> None:
+    """``action: rolback`` would no longer fail the verdict: it is refused, naming the fix."""
+    problems = problems_after(lambda raw: check_of(raw, "escalations").update(action=typo))
+    assert len(problems) == 1
+    field, message, fix = problems[0]
+    assert field == "models[fraud-scorer].checks[escalations].action"
+    assert "'rollback', 'page', 'ticket' or 'log'" in message
+    assert message.endswith(f"(did you mean {suggested!r}?)")
+    assert fix == "use one of the values listed"
+
+
+@pytest.mark.parametrize("action", ["rollback", "page", "ticket", "log"])
+def test_the_four_actions_are_accepted(action: str) -> None:
+    raw = raw_policy()
+    check_of(raw, "escalations")["action"] = action
+    check = parse_policy(raw).models[0].checks[CHECK["escalations"]]
+    assert check.action == action
+    assert check.resolved_severity == ("critical" if action == "rollback" else "warning")
+
+
+@pytest.mark.parametrize(
+    ("check", "key", "value", "wanted"),
+    [
+        ("new-privileged-tool", "privileged", "yes", "true or false"),
+        ("new-privileged-tool", "privileged", "true", "true or false"),
+        ("new-privileged-tool", "privileged", 1, None),
+        ("deny-rate", "decision", True, 'a string, e.g. "True"'),
+        ("escalations", "action", 7, None),
+        ("refund-tool", "tool", False, 'a string, e.g. "False"'),
+    ],
+)
+def test_where_values_must_have_the_type_events_carry(
+    check: str, key: str, value: Any, wanted: str | None
+) -> None:
+    """``where: {privileged: "yes"}`` could never match an event: it is refused."""
+    problems = problems_after(lambda raw: check_of(raw, check)["where"].update({key: value}))
+    assert len(problems) >= 1
+    text = " ".join(f"{f} {m}" for f, m, _ in problems)
+    assert f"checks[{check}]" in text and key in text
+    if wanted is not None:
+        assert f"could never match; write {wanted}" in text
+
+
+def test_a_misspelt_where_key_and_field_get_a_suggestion() -> None:
+    problems = problems_after(
+        lambda raw: check_of(raw, "escalations")["where"].update({"acton": "escalation"})
+    )
+    assert "(did you mean 'action'?)" in problems[0][1]
+    problems = problems_after(lambda raw: check_of(raw, "escalations").update(tolerence={}))
+    assert any("(did you mean 'tolerance'?)" in m for _, m, _ in problems)
+
+
+def test_each_problem_gives_its_line_and_column(tmp_path: Path) -> None:
+    """Errors in a file name where the field is, as an editor counts lines and columns."""
+    text = EXAMPLE_POLICY.replace("action: rollback", "action: rolback", 1)
+    path = tmp_path / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    [(field, _, _)] = info.value.problems
+    [at] = info.value.locations
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "rolback" in row)
+    column = text.splitlines()[line - 1].index("rolback") + 1
+    assert at == f"line {line}, column {column}"
+    assert f"{field} ({at}): " in str(info.value)
