@@ -57,6 +57,7 @@ class Metric(StrEnum):
 RATE_METRICS = frozenset({Metric.DECISION_RATE, Metric.FALSE_NEGATIVE_RATE, Metric.ACTION_RATE})
 DISTANCE_METRICS = frozenset({Metric.SCORE_DISTRIBUTION, Metric.TOOL_DISTRIBUTION, Metric.LATENCY})
 
+
 class Action(StrEnum):
     """What a breach asks for (docs/policy.md, "Actions and severity")."""
 
