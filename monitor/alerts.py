@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
@@ -190,7 +191,14 @@ class LogAlertSink:
         self._log = structlog.get_logger("shiftwatch.alerts")
 
     def emit(self, alert: AlertRecord) -> None:
-        self._log.warning(
+        # A rollback breach is an error (something must be undone); a page, ticket or log
+        # breach a warning; a resolution is news.
+        if alert.status == "resolved":
+            level = "info"
+        else:
+            level = "error" if alert.action == "rollback" else "warning"
+        self._log.log(
+            logging.getLevelNamesMapping()[level.upper()],
             "alert",
             alert_id=alert.alert_id,
             status=alert.status,

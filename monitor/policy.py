@@ -42,6 +42,17 @@ Name = Annotated[
 ]
 
 
+#: Who is accountable: a team name (a :data:`Name`) or an email address.
+Owner = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=254,
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9._:/-]*|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})$",
+    ),
+]
+
+
 class Metric(StrEnum):
     """What a check compares between candidate and baseline (docs/policy.md, "Metrics")."""
 
@@ -204,7 +215,7 @@ class ModelPolicy(_Strict):
     """Everything agreed for one model before its optimised version shipped."""
 
     name: Name
-    owner: Name
+    owner: Owner
     baseline: Name
     candidates: list[Name] | None = None
     segments: list[Name] = Field(default_factory=list, max_length=16)

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog.testing
 import yaml
 from kafka import KafkaConsumer
 
-from monitor.alerts import AlertRecord
+from monitor.alerts import AlertRecord, LogAlertSink
 from monitor.broker import EmbeddedBroker, create_topics
 from monitor.config import KafkaSettings
 from monitor.deliveries import (
@@ -566,3 +567,21 @@ def test_kafka_alert_topic_is_keyed_by_model(broker: EmbeddedBroker) -> None:
     assert [json.loads(m.value)["status"] for m in got] == ["firing", "resolved"]
     assert json.loads(got[0].value) == json.loads(_record().model_dump_json())
     assert dict(got[0].headers) == {"alert_id": _record().alert_id.encode(), "status": b"firing"}
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "level"),
+    [
+        ("firing", "rollback", "error"),
+        ("firing", "page", "warning"),
+        ("firing", "log", "warning"),
+        ("resolved", "rollback", "info"),
+    ],
+)
+def test_the_log_sink_logs_a_rollback_breach_as_an_error(
+    status: str, action: str, level: str
+) -> None:
+    """A rollback breach is logged at ``error``, so log-based alerting sees it; others lower."""
+    with structlog.testing.capture_logs() as logs:
+        LogAlertSink().emit(_record(status, action=action))
+    assert [(e["event"], e["log_level"], e["action"]) for e in logs] == [("alert", level, action)]

@@ -221,6 +221,9 @@ def test_invalid_flag_values_name_the_field(overrides: dict[str, Any], field: st
     text = config_error(policy="p.yaml", **overrides)
     assert text.startswith("invalid configuration:")
     assert f"  {field}: " in text
+    # Each problem ends with a fix that says what to write, never a bare "correct the value".
+    for line in text.splitlines()[1:]:
+        assert line.endswith(")") and "(fix: " in line and "correct the value" not in line
 
 
 @pytest.mark.parametrize(
@@ -260,6 +263,22 @@ def test_unknown_yaml_key_is_rejected(tmp_path: Path, data: dict[str, Any], fiel
     text = config_error(write_yaml(tmp_path, data))
     assert f"  {field}: " in text
     assert "Extra inputs are not permitted" in text
+    assert "(fix: remove it or correct its spelling" in text
+
+
+@pytest.mark.parametrize(
+    ("data", "suggested"),
+    [
+        ({"policy": "p.yaml", "http_prot": 1}, "http_port"),
+        ({"policy": "p.yaml", "kafka": {"bootstrap_server": "x:9092"}}, "bootstrap_servers"),
+        ({"policy": "p.yaml", "limits": {"segment_caps": 3}}, "segment_cap"),
+        ({"policy": "p.yaml", "log_level": "warn"}, "warning"),
+    ],
+)
+def test_a_misspelt_key_or_value_gets_a_suggestion(
+    tmp_path: Path, data: dict[str, Any], suggested: str
+) -> None:
+    assert f"(did you mean {suggested!r}?)" in config_error(write_yaml(tmp_path, data))
 
 
 @pytest.mark.parametrize("protocol", ["SASL_SSL", "SASL_PLAINTEXT"])

@@ -810,3 +810,16 @@ def test_each_problem_gives_its_line_and_column(tmp_path: Path) -> None:
     column = text.splitlines()[line - 1].index("rolback") + 1
     assert at == f"line {line}, column {column}"
     assert f"{field} ({at}): " in str(info.value)
+
+
+@pytest.mark.parametrize("owner", ["fraud-ml@example.com", "a.b+oncall@corp.example.org"])
+def test_owner_may_be_an_email_address(owner: str) -> None:
+    raw = raw_policy()
+    model_of(raw)["owner"] = owner
+    assert parse_policy(raw).models[0].owner == owner
+
+
+@pytest.mark.parametrize("owner", ["", "me@", "@corp.example", "two words"])
+def test_owner_that_is_neither_a_name_nor_an_email_is_refused(owner: str) -> None:
+    problems = problems_after(lambda raw: model_of(raw).update(owner=owner))
+    assert [f for f, _, _ in problems] == ["models[fraud-scorer].owner"]
