@@ -6,6 +6,7 @@ import argparse
 import sys
 import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 __all__ = ["main"]
 
@@ -278,12 +279,33 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a did-you-mean for each misspelt flag in any error of this command."""
+
+    argv: Sequence[str] = ()
+
+    def error(self, message: str) -> NoReturn:
+        from monitor.policy import did_you_mean
+
+        flags = [o for a in self._actions for o in a.option_strings]
+        wrong = [
+            x.split("=")[0]
+            for x in _Parser.argv
+            if x.startswith("--") and x.split("=")[0] not in flags
+        ]
+        hints = [f"{x}{did_you_mean(x, flags)}" for x in wrong if did_you_mean(x, flags)]
+        if hints and "unrecognized arguments" not in message:
+            message += "; unknown: " + ", ".join(hints)
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="shiftwatch",
         description="Watch an optimised model against its baseline; alert when a tolerance breaks.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub: argparse._SubParsersAction[argparse.ArgumentParser]
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_run(sub)
     _add_demo(sub)
     _add_replay(sub)
@@ -292,8 +314,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _innermost(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The (sub)parser of the command given, e.g. ``shiftwatch policy check``'s."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None)
+            if chosen in action.choices:
+                return _innermost(action.choices[chosen], args)
+    return parser
+
+
+def _reject_unknown(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]
+) -> None:
+    """Exit 2 with the command's own usage and a did-you-mean for each unknown argument."""
+    from monitor.policy import did_you_mean
+
+    command = _innermost(parser, args)
+    flags = [o for a in command._actions for o in a.option_strings]
+    unknown = [
+        f"{x}{did_you_mean(x.split('=')[0], flags) if x.startswith('-') else ''}" for x in extra
+    ]
+    command.error("unrecognized arguments: " + ", ".join(unknown))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    _Parser.argv = list(sys.argv[1:] if argv is None else argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _reject_unknown(parser, args, extra)
     handlers = {
         "run": _cmd_run,
         "demo": _cmd_demo,
@@ -301,7 +353,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "policy": _cmd_policy,
         "schema": _cmd_schema,
     }
-    return handlers[args.command](args)
+    from monitor.http import HttpBindError
+
+    # An expected failure is one line and an exit status, never a traceback.
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        print(f"shiftwatch {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except HttpBindError as err:
+        print(f"shiftwatch {args.command}: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"shiftwatch {args.command}: {where}{err.strerror or err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

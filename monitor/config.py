@@ -71,6 +71,9 @@ class KafkaSettings(BaseModel):
     fetch_min_bytes: int = Field(default=1, ge=1)
     max_partition_fetch_bytes: int = Field(default=10_485_760, ge=1024)
     request_timeout_ms: int = Field(default=30_000, ge=1000)
+    #: How long a client waits for its first broker connection before giving up; the
+    #: service then logs one line and retries with backoff (up to 30 s between tries).
+    bootstrap_timeout_ms: int = Field(default=5_000, ge=100)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
@@ -123,6 +126,7 @@ class KafkaSettings(BaseModel):
             "client_id": self.client_id,
             "security_protocol": self.security_protocol,
             "request_timeout_ms": self.request_timeout_ms,
+            "bootstrap_timeout_ms": self.bootstrap_timeout_ms,
         }
         if self.security_protocol.endswith("SSL"):
             cfg["ssl_check_hostname"] = self.ssl_check_hostname

@@ -33,7 +33,7 @@ from prometheus_client.exposition import choose_encoder
 
 from monitor.verdict import VerdictBoard
 
-__all__ = ["HttpServer"]
+__all__ = ["HttpBindError", "HttpServer"]
 
 #: Returns (ready, reason).
 Readiness = Callable[[], tuple[bool, str]]
@@ -61,6 +61,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _verdict(self, model: str | None, version: str | None) -> dict[str, Any] | None:
         """The verdict, or None after answering 400/404 (no board, missing or unknown names)."""
         board = self.server.verdicts
+        if board is None and self.server.verdicts_pending:
+            self._json(503, {"error": "starting: not connected to Kafka yet, no verdict so far"})
+            return None
         if board is None:
             self._json(404, {"error": "this server has no verdicts"})
             return None
@@ -156,7 +159,20 @@ class _Server(ThreadingHTTPServer):
         self.registry = registry
         self.readiness = readiness
         self.verdicts = verdicts
+        #: Verdicts come once the service has connected (``shiftwatch run``): 503 until then.
+        self.verdicts_pending = False
         super().__init__(address, _Handler)
+
+
+class HttpBindError(OSError):
+    """The HTTP port cannot be listened on: one line naming the address, the cause and the fix."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        reason = cause.strerror or str(cause)
+        super().__init__(
+            f"cannot listen on {host}:{port}: {reason} (fix: choose another port with "
+            "--http-port (demo: --metrics-port), or stop the process that holds it)"
+        )
 
 
 class HttpServer:
@@ -170,7 +186,10 @@ class HttpServer:
         port: int = 0,
         verdicts: VerdictBoard | None = None,
     ) -> None:
-        self._server = _Server((host, port), registry, readiness, verdicts)
+        try:
+            self._server = _Server((host, port), registry, readiness, verdicts)
+        except OSError as exc:
+            raise HttpBindError(host, port, exc) from None
         self.host = host
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
@@ -180,6 +199,14 @@ class HttpServer:
     def start(self) -> HttpServer:
         self._thread.start()
         return self
+
+    def expect_verdicts(self) -> None:
+        """Answer ``/verdict`` with 503 (starting) until :meth:`attach_verdicts`."""
+        self._server.verdicts_pending = True
+
+    def attach_verdicts(self, verdicts: VerdictBoard) -> None:
+        """Serve ``verdicts`` from now on (the service has connected)."""
+        self._server.verdicts = verdicts
 
     def stop(self) -> None:
         self._server.shutdown()

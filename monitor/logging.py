@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
@@ -13,8 +13,16 @@ __all__ = ["configure_logging"]
 LogFormat = Literal["auto", "json", "console"]
 
 
+def _clear_line(logger: Any, name: str, line: Any) -> Any:
+    """Start at column 0 of a cleared line (ANSI erase-line), over any progress bar.
+
+    The last processor: ``line`` is the rendered string.
+    """
+    return "\r\x1b[K" + line if isinstance(line, str) else line
+
+
 def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
-    """Route structlog (and the stdlib loggers of kafka-python) to stderr.
+    """Route structlog, and the stdlib loggers of third-party libraries, to stderr.
 
     Log lines carry counts, ids of streams and checks, never event payloads or secrets.
     """
@@ -32,16 +40,32 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # On a terminal a progress bar may hold the current line: clear it before a log line.
+    tail: list[structlog.typing.Processor] = [_clear_line] if sys.stderr.isatty() else []
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, renderer, *tail],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # kafka-python logs through the stdlib; keep its chatter at warning and above.
-    logging.basicConfig(
-        level=max(numeric, logging.WARNING),
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
+    # Third-party libraries log through the stdlib: render their records as ours, on the
+    # same stream, so a line is always one event in one format.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                renderer,
+                *tail,
+            ],
+        )
     )
-    logging.getLogger("kafka").setLevel(max(numeric, logging.WARNING))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric, logging.WARNING))
+    # kafka-python logs every failed connection attempt at ERROR, many per second while
+    # a broker is down; shiftwatch reports those conditions itself, once per retry
+    # ("Kafka unreachable; retrying", "poll failed; retrying"). Its own lines are shown
+    # only with --log-level debug.
+    logging.getLogger("kafka").setLevel(logging.DEBUG if numeric <= logging.DEBUG else 100)

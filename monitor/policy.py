@@ -95,6 +95,16 @@ WHERE_TYPES: dict[str, type] = {
 }
 
 
+#: Separates a validator's message from its fix (see :func:`invalid`).
+_FIX = " (fix: "
+
+
+def invalid(message: str, fix: str) -> ValueError:
+    """A validation error with its fix; ``message`` may start with the field it concerns,
+    ``"where.privileged: ..."``, which then joins the field path."""
+    return ValueError(f"{message}{_FIX}{fix})")
+
+
 def did_you_mean(word: str, choices: Any) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices``, or ``""``."""
     close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
@@ -117,16 +127,17 @@ class Tolerance(_Strict):
     def _one_kind(self) -> Self:
         shift = [self.max_increase, self.max_decrease, self.max_relative_change]
         if self.max_distance is not None and any(v is not None for v in shift):
-            raise ValueError(
+            raise invalid(
                 "max_distance cannot be combined with max_increase/max_decrease/"
-                "max_relative_change; use max_distance for distribution checks only"
+                "max_relative_change",
+                "use max_distance for distribution checks only",
             )
         if self.max_relative_change is not None and (
             self.max_increase is not None or self.max_decrease is not None
         ):
-            raise ValueError(
-                "max_relative_change is already two-sided; drop max_increase/max_decrease "
-                "or write the two absolute bounds instead"
+            raise invalid(
+                "max_relative_change is already two-sided",
+                "drop max_increase/max_decrease or write the two absolute bounds instead",
             )
         return self
 
@@ -157,40 +168,46 @@ class Check(_Strict):
         unknown = sorted(set(self.where) - allowed)
         if unknown:
             hint = ", ".join(sorted(allowed)) if allowed else "nothing: remove `where`"
-            raise ValueError(
-                f"where: {', '.join(unknown)} not understood by metric {self.metric.value}"
-                f"{did_you_mean(unknown[0], allowed)}; it accepts {hint}"
+            raise invalid(
+                f"where.{unknown[0]}: {', '.join(unknown)} not understood by metric "
+                f"{self.metric.value}{did_you_mean(unknown[0], allowed)}",
+                f"it accepts {hint}",
             )
         for key, value in self.where.items():
             wanted = WHERE_TYPES[key]
             if type(value) is not wanted:
                 example = "true or false" if wanted is bool else f'a string, e.g. "{value}"'
-                raise ValueError(
+                raise invalid(
                     f"where.{key}: {value!r} is a {type(value).__name__}, but events carry "
-                    f"{key} as a {wanted.__name__}, so it could never match; write {example}"
+                    f"{key} as a {wanted.__name__}, so it could never match",
+                    f"write {example}",
                 )
         if self.distance is not None and self.metric is not Metric.SCORE_DISTRIBUTION:
-            raise ValueError(
-                f"distance applies to score_distribution only; remove it from this "
-                f"{self.metric.value} check"
+            raise invalid(
+                "distance: applies to score_distribution only",
+                f"remove it from this {self.metric.value} check",
             )
         tol = self.tolerance
         if self.metric in RATE_METRICS:
             if tol.max_distance is not None or tol.is_empty:
-                raise ValueError(
+                raise invalid(
                     f"tolerance: a {self.metric.value} check needs max_increase, max_decrease "
-                    "or max_relative_change, e.g. tolerance: {max_relative_change: 0.2}"
+                    "or max_relative_change",
+                    "e.g. tolerance: {max_relative_change: 0.2}",
                 )
         elif self.metric in DISTANCE_METRICS:
             if tol.max_distance is None:
-                raise ValueError(
-                    f"tolerance: a {self.metric.value} check needs max_distance in (0, 1], "
-                    "e.g. tolerance: {max_distance: 0.1}"
+                raise invalid(
+                    f"tolerance: a {self.metric.value} check needs max_distance in (0, 1]",
+                    "e.g. tolerance: {max_distance: 0.1}",
                 )
         elif not tol.is_empty:
-            raise ValueError("tolerance: novel_tool takes no tolerance (it fires on first sight)")
+            raise invalid(
+                "tolerance: novel_tool takes no tolerance (it fires on first sight)",
+                "remove the tolerance",
+            )
         if self.min_baseline_calls is not None and self.metric is not Metric.NOVEL_TOOL:
-            raise ValueError("min_baseline_calls applies to novel_tool checks only; remove it")
+            raise invalid("min_baseline_calls: applies to novel_tool checks only", "remove it")
         return self
 
     @property
@@ -248,17 +265,18 @@ class ModelPolicy(_Strict):
         names = [c.name for c in self.checks]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"checks: duplicate check names {dupes}; give each check its own name")
+            raise invalid(f"checks: duplicate check names {dupes}", "give each check its own name")
         if self.candidates is not None and self.baseline in self.candidates:
-            raise ValueError(
-                f"candidates: the baseline {self.baseline!r} cannot also be a candidate"
+            raise invalid(
+                f"candidates: the baseline {self.baseline!r} cannot also be a candidate",
+                "remove it from candidates",
             )
         if any(c.metric is Metric.FALSE_NEGATIVE_RATE for c in self.checks) and not (
             self.negative_decisions and self.positive_labels
         ):
-            raise ValueError(
-                "a false_negative_rate check needs negative_decisions (e.g. [allow]) and "
-                "positive_labels (e.g. [fraud])"
+            raise invalid(
+                "a false_negative_rate check needs negative_decisions and positive_labels",
+                "add e.g. negative_decisions: [allow] and positive_labels: [fraud]",
             )
         return self
 
@@ -280,7 +298,7 @@ class Policy(_Strict):
         names = [m.name for m in self.models]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"models: duplicate model names {dupes}; list each model once")
+            raise invalid(f"models: duplicate model names {dupes}", "list each model once")
         return self
 
     def model(self, name: str) -> ModelPolicy | None:
@@ -436,7 +454,17 @@ def parse_policy(raw: Any, source: str = "<policy>", marks: _Marks | None = None
         for e in err.errors(include_url=False):
             loc = tuple(e["loc"])
             msg = e["msg"].removeprefix("Value error, ") + _suggestion(e)
-            problems.append((_field_path(loc, raw), msg, _FIXES.get(e["type"], "")))
+            fix = _FIXES.get(e["type"], "")
+            if _FIX in msg and msg.endswith(")"):
+                msg, fix = msg[:-1].split(_FIX, 1)
+            field = _field_path(loc, raw)
+            head = re.match(r"^([a-z_]+(\.[A-Za-z0-9_]+)?): ", msg)
+            if head and e["type"] == "value_error":  # "where.privileged: ...": a sub-field
+                sub = head.group(1)
+                field = f"{field}.{sub}" if field != "(file)" else sub
+                msg = msg[head.end() :]
+                loc = (*loc, *sub.split("."))
+            problems.append((field, msg, fix))
             key = (None,) if e["type"] == "extra_forbidden" else ()
             locations.append(_where((*loc, *key), marks or {}))
         raise PolicyError(source, problems, locations) from None

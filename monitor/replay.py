@@ -70,7 +70,7 @@ class Progress:
         else:
             head = "[replaying]"
         self.stream.write(
-            f"\r{head} {ledger.consumed:>10,} lines {rate:>9,.0f}/s "
+            f"\r\x1b[K{head} {ledger.consumed:>10,} lines {rate:>9,.0f}/s "
             f"dead-letter {ledger.dead_lettered:,} dup {ledger.duplicates:,} alerts {ledger.alerts}"
         )
         if final:
@@ -109,6 +109,11 @@ def replay(
     """
     if state_dir is not None and str(events) == "-":
         raise ValueError("--state needs a file to resume: standard input cannot be re-read")
+    if state_dir is not None and Path(state_dir).exists() and not Path(state_dir).is_dir():
+        raise ValueError(
+            f"--state {state_dir}: is a file, and --state takes a directory "
+            "(fix: give a directory; it is created if missing)"
+        )
     store = SqliteStateStore(Path(state_dir) / "replay.sqlite3") if state_dir is not None else None
     outputs = {
         "alerts": str(alerts_out) if alerts_out is not None else None,

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 
 import structlog
+from kafka.errors import KafkaError
 
 from monitor.alerts import AlertSink, JsonlAlertSink, LogAlertSink
 from monitor.changelog import KafkaChangelog
@@ -28,7 +29,7 @@ from monitor.state import (
     load_checkpoint,
 )
 
-__all__ = ["build_outbox", "build_service", "serve"]
+__all__ = ["build_outbox", "build_service", "connect", "serve"]
 
 log = structlog.get_logger("shiftwatch.run")
 
@@ -61,14 +62,30 @@ def build_service(
     on_batch: Callable[[BatchResult], None] | None = None,
     log_alerts: bool = True,
 ) -> Service:
-    """Connect the Kafka source, the dead-letter topic and the alert sinks to a pipeline."""
+    """Connect the Kafka source, the dead-letter topic and the alert sinks to a pipeline.
+
+    The Kafka clients are made first: if the broker cannot be reached this raises a
+    :class:`~kafka.errors.KafkaError` before anything else (files, threads) is set up,
+    so the caller can retry.
+    """
+    dead = KafkaDeadLetterSink(settings.kafka)
+    try:
+        source = KafkaSource(settings.kafka, metrics)
+    except BaseException:
+        dead.close()
+        raise
     sinks: list[AlertSink] = [LogAlertSink()] if log_alerts else []
     sinks.extend(extra_sinks or [])
     state = settings.state
     store = SqliteStateStore(state.path, state.signing_key()) if state.path is not None else None
     fresh = "detectors start afresh from the group's committed offsets"
     # A checkpoint that cannot be restored: exit 2 (fail) or discarded (fresh), before consuming.
-    checkpoint = load_checkpoint(store, state.mismatch, FIX_RUN, fresh) if store else None
+    try:
+        checkpoint = load_checkpoint(store, state.mismatch, FIX_RUN, fresh) if store else None
+    except BaseException:
+        source.close()
+        dead.close()
+        raise
     # Lines written after the checkpoint are written again when their events are re-read.
     restore_outputs(checkpoint, {"alerts": settings.alerts_out})
     alerts_file = JsonlAlertSink(settings.alerts_out) if settings.alerts_out is not None else None
@@ -77,8 +94,6 @@ def build_service(
     outbox = build_outbox(settings, metrics)
     if outbox is not None:
         sinks.append(outbox.start())
-    dead = KafkaDeadLetterSink(settings.kafka)
-    source = KafkaSource(settings.kafka, metrics)
     if settings.state.changelog_topic is not None:
         # Several replicas: state per partition, moving with it (monitor.partitions).
         partitioned = PartitionedPipeline(
@@ -126,26 +141,62 @@ def build_service(
     return Service(source, pipeline, on_batch=on_batch, checkpointer=checkpointer)
 
 
+def connect(
+    settings: Settings, policy: Policy, metrics: Metrics, stop: threading.Event
+) -> Service | None:
+    """Build the service, retrying with backoff while Kafka cannot be reached.
+
+    Each failed attempt is one log line; None when ``stop`` is set first.
+    """
+    backoff = 1.0
+    while not stop.is_set():
+        try:
+            return build_service(settings, policy, metrics)
+        except KafkaError as exc:
+            if stop.is_set():
+                break
+            log.warning(
+                "Kafka unreachable; retrying",
+                bootstrap_servers=settings.kafka.bootstrap_servers,
+                error=str(exc).splitlines()[0][:200],
+                retry_in_s=round(backoff, 1),
+            )
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 30.0)
+    return None
+
+
 def serve(settings: Settings, policy: Policy, stop: threading.Event) -> None:
-    """Run until ``stop`` is set, serving the HTTP endpoints meanwhile."""
+    """Run until ``stop`` is set, serving the HTTP endpoints meanwhile.
+
+    ``/livez`` answers from the start; ``/readyz`` says "connecting" (503) until the
+    Kafka clients are up, and ``/verdict`` answers 503 until then.
+    """
     metrics = Metrics()
-    service = build_service(settings, policy, metrics)
-    http = HttpServer(
-        metrics.registry,
-        service.readiness,
-        settings.http_host,
-        settings.http_port,
-        verdicts=service.pipeline.verdicts,
-    ).start()
-    log.info(
-        "started",
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        topics=settings.kafka.topics,
-        group_id=settings.kafka.group_id,
-        http=f"{http.host}:{http.port}",
-        models=[m.name for m in policy.models],
-    )
+    service: Service | None = None
+
+    def readiness() -> tuple[bool, str]:
+        if service is None:
+            return False, f"connecting to Kafka at {settings.kafka.bootstrap_servers}"
+        return service.readiness()
+
+    http = HttpServer(metrics.registry, readiness, settings.http_host, settings.http_port)
+    http.expect_verdicts()
+    http.start()
     try:
+        service = connect(settings, policy, metrics, stop)
+        if service is None:
+            log.info("stopped before connecting to Kafka")
+            return
+        http.attach_verdicts(service.pipeline.verdicts)
+        log.info(
+            "started",
+            bootstrap_servers=settings.kafka.bootstrap_servers,
+            topics=settings.kafka.topics,
+            group_id=settings.kafka.group_id,
+            http=f"{http.host}:{http.port}",
+            models=[m.name for m in policy.models],
+        )
         service.run(stop)
     finally:
         http.stop()

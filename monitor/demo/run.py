@@ -142,6 +142,13 @@ def _states_line(service: Service) -> str:
     return " ".join(parts)
 
 
+def _in_flight(unread: int) -> str:
+    """Why fewer messages were consumed than produced: the last ones were still unread."""
+    if unread <= 0:
+        return ""
+    return f" (the last {unread:,} were still unread when the demo stopped)"
+
+
 def run_demo(
     duration: float = 60.0,
     metrics_port: int = 0,
@@ -243,7 +250,8 @@ def run_demo(
     out.write(
         f"\ndemo finished after {time.monotonic() - started:.0f}s: "
         f"produced {traffic.sent:,} messages "
-        f"({traffic.malformed} malformed), consumed {ledger.consumed:,}, processed "
+        f"({traffic.malformed} malformed), consumed {ledger.consumed:,}"
+        f"{_in_flight(traffic.sent - ledger.consumed)}, processed "
         f"{ledger.processed:,}, dead-lettered {ledger.dead_lettered}, duplicates "
         f"{ledger.duplicates}; {len(console.fired)} alert(s)\n"
     )

@@ -259,43 +259,43 @@ ERRORS = [
     ),
     pytest.param(
         drop((*chk("deny-rate"), "tolerance")),
-        f"{MODEL}.checks[deny-rate]",
+        f"{MODEL}.checks[deny-rate].tolerance",
         "decision_rate check needs max_increase",
         "max_relative_change: 0.2",
         id="rate-check-without-tolerance",
     ),
     pytest.param(
         set_in((*chk("escalations"), "tolerance"), {"max_distance": 0.1}),
-        f"{MODEL}.checks[escalations]",
+        f"{MODEL}.checks[escalations].tolerance",
         "action_rate check needs max_increase",
         "max_relative_change: 0.2",
         id="rate-check-with-distance-tolerance",
     ),
     pytest.param(
         drop((*chk("score-drift"), "tolerance")),
-        f"{MODEL}.checks[score-drift]",
+        f"{MODEL}.checks[score-drift].tolerance",
         "score_distribution check needs max_distance",
         "max_distance: 0.1",
         id="distance-check-without-max-distance",
     ),
     pytest.param(
         set_in((*chk("tool-mix"), "tolerance"), {"max_increase": 0.1}),
-        f"{MODEL}.checks[tool-mix]",
+        f"{MODEL}.checks[tool-mix].tolerance",
         "tool_distribution check needs max_distance",
         "max_distance: 0.1",
         id="distance-check-with-shift-tolerance",
     ),
     pytest.param(
         set_in((*chk("deny-rate"), "distance"), "ks"),
-        f"{MODEL}.checks[deny-rate]",
-        "distance applies to score_distribution only",
+        f"{MODEL}.checks[deny-rate].distance",
+        "applies to score_distribution only",
         "remove it",
         id="distance-on-non-score-metric",
     ),
     pytest.param(
         set_in((*chk("tool-mix"), "distance"), "js"),
-        f"{MODEL}.checks[tool-mix]",
-        "distance applies to score_distribution only",
+        f"{MODEL}.checks[tool-mix].distance",
+        "applies to score_distribution only",
         "remove it",
         id="distance-on-tool-distribution",
     ),
@@ -308,42 +308,42 @@ ERRORS = [
     ),
     pytest.param(
         set_in((*chk("deny-rate"), "where"), {"action": "escalation"}),
-        f"{MODEL}.checks[deny-rate]",
+        f"{MODEL}.checks[deny-rate].where.action",
         "action not understood by metric decision_rate",
         "accepts decision",
         id="where-key-not-understood",
     ),
     pytest.param(
         set_in((*chk("escalations"), "where"), {"actoin": "escalation"}),
-        f"{MODEL}.checks[escalations]",
+        f"{MODEL}.checks[escalations].where.actoin",
         "actoin not understood by metric action_rate",
         "accepts action, privileged, status, tool",
         id="where-key-typo",
     ),
     pytest.param(
         set_in((*chk("score-drift"), "where"), {"decision": "deny"}),
-        f"{MODEL}.checks[score-drift]",
+        f"{MODEL}.checks[score-drift].where.decision",
         "not understood by metric score_distribution",
         "remove `where`",
         id="where-on-metric-without-filters",
     ),
     pytest.param(
         set_in((*chk("deny-rate"), "name"), "fn-proxy"),
-        MODEL,
+        f"{MODEL}.checks",
         "duplicate check names ['fn-proxy']",
         "give each check its own name",
         id="duplicate-check-names",
     ),
     pytest.param(
         lambda raw: raw["models"].append(copy.deepcopy(raw["models"][0])),
-        "(file)",
+        "models",
         "duplicate model names ['fraud-scorer']",
         "list each model once",
         id="duplicate-models",
     ),
     pytest.param(
         set_in(("models", 0, "candidates"), ["v7-int8", "v7-fp32"]),
-        MODEL,
+        f"{MODEL}.candidates",
         "baseline 'v7-fp32' cannot also be a candidate",
         "candidates",
         id="baseline-among-candidates",
@@ -352,21 +352,21 @@ ERRORS = [
         drop(("models", 0, "negative_decisions")),
         MODEL,
         "false_negative_rate check needs negative_decisions",
-        "e.g. [allow]",
+        "negative_decisions: [allow]",
         id="fnr-without-negative-decisions",
     ),
     pytest.param(
         drop(("models", 0, "positive_labels")),
         MODEL,
         "false_negative_rate check needs negative_decisions",
-        "e.g. [fraud]",
+        "positive_labels: [fraud]",
         id="fnr-without-positive-labels",
     ),
     pytest.param(
         set_in(("models", 0, "positive_labels"), []),
         MODEL,
         "positive_labels",
-        "e.g. [fraud]",
+        "positive_labels: [fraud]",
         id="fnr-with-empty-positive-labels",
     ),
     pytest.param(
@@ -450,7 +450,7 @@ ERRORS = [
     ),
     pytest.param(
         set_in((*chk("new-privileged-tool"), "tolerance"), {"max_increase": 0.01}),
-        f"{MODEL}.checks[new-privileged-tool]",
+        f"{MODEL}.checks[new-privileged-tool].tolerance",
         "novel_tool takes no tolerance",
         "fires on first sight",
         id="novel-tool-with-tolerance",
@@ -782,10 +782,12 @@ def test_where_values_must_have_the_type_events_carry(
     """``where: {privileged: "yes"}`` could never match an event: it is refused."""
     problems = problems_after(lambda raw: check_of(raw, check)["where"].update({key: value}))
     assert len(problems) >= 1
-    text = " ".join(f"{f} {m}" for f, m, _ in problems)
+    fields = {f: (m, x) for f, m, x in problems}
+    assert f"models[fraud-scorer].checks[{check}].where.{key}" in fields or wanted is None
+    text = " ".join(f"{f} {m} (fix: {x})" for f, (m, x) in fields.items())
     assert f"checks[{check}]" in text and key in text
     if wanted is not None:
-        assert f"could never match; write {wanted}" in text
+        assert f"could never match (fix: write {wanted})" in text
 
 
 def test_a_misspelt_where_key_and_field_get_a_suggestion() -> None:
