@@ -18,9 +18,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictBool,
-    StrictStr,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -151,7 +150,11 @@ class Check(_Strict):
 
     name: Name
     metric: Metric
-    where: dict[str, StrictStr | StrictBool] = Field(default_factory=dict)
+    # Values are checked against the type events carry in ``_consistent`` (one clear error
+    # per field instead of one per union member).
+    where: dict[str, Annotated[Any, WithJsonSchema({"type": ["string", "boolean"]})]] = Field(
+        default_factory=dict
+    )
     distance: Literal["ks", "js", "wasserstein"] | None = None
     tolerance: Tolerance = Field(default_factory=Tolerance)
     action: Action = Action.PAGE
