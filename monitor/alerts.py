@@ -19,7 +19,6 @@ from monitor.policy import Check, ModelPolicy
 from monitor.streams import Stream
 
 __all__ = [
-    "RUNBOOK_URL",
     "AlertRecord",
     "AlertSink",
     "JsonlAlertSink",
@@ -28,11 +27,6 @@ __all__ = [
     "firing_record",
     "resolved_record",
 ]
-
-#: Where an alert links when its policy names no runbook of its own.
-RUNBOOK_URL = (
-    "https://github.com/shiftwatch/shiftwatch/blob/main/docs/runbook.md#shiftwatch-alert-record"
-)
 
 
 class AlertRecord(BaseModel):
@@ -65,7 +59,7 @@ class AlertRecord(BaseModel):
     controls: list[str]
     evidence: dict[str, Any]
     rollback_to: str = ""
-    runbook_url: str = RUNBOOK_URL
+    runbook_url: str = ""
     resolved_at: str | None = None
 
     @property
@@ -143,7 +137,7 @@ def firing_record(
         controls=list(policy.controls),
         evidence=evidence,
         rollback_to=policy.baseline,
-        runbook_url=policy.runbook_url or RUNBOOK_URL,
+        runbook_url=policy.runbook_url or "",
     )
 
 

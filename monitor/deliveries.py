@@ -121,11 +121,12 @@ class AlertmanagerDelivery:
                 f"its tolerance{where}; action {alert.action}, roll back to {alert.rollback_to}"
             ),
             "description": _describe(alert),
-            "runbook_url": alert.runbook_url,
             "owner": alert.owner,
             "controls": ", ".join(alert.controls),
             "rollback_to": alert.rollback_to,
         }
+        if alert.runbook_url:
+            annotations["runbook_url"] = alert.runbook_url
         item: dict[str, Any] = {
             "labels": labels,
             "annotations": annotations,

@@ -53,7 +53,7 @@ _ALERT_FIELDS: dict[str, str] = {
         "baseline_rate_upper_95; in a resolved record also since_breach."
     ),
     "rollback_to": "The version to roll back to: the baseline.",
-    "runbook_url": "The model's runbook_url, or the alert-record section of docs/runbook.md.",
+    "runbook_url": "The model's runbook_url from the policy; empty when it names none.",
     "resolved_at": (
         "When the alert resolved (same clock as fired_at); null or absent while firing."
     ),

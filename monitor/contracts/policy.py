@@ -54,8 +54,8 @@ _POLICY_FIELDS: dict[str, dict[str, str]] = {
             "Control references (NIST CSF, NIST AI RMF, OWASP...) copied into alert records."
         ),
         "runbook_url": (
-            "Runbook linked from this model's alerts; default: the alert-record section of "
-            "docs/runbook.md."
+            "Runbook linked from this model's alerts (runbook_url of the alert record and "
+            "the Alertmanager annotation); default: none."
         ),
         "checks": "The checks, at least one; each check name at most once per model.",
     },

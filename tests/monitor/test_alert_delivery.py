@@ -346,9 +346,17 @@ def test_alertmanager_receives_the_alert_with_its_labels(alertmanager: Alertmana
     notes = alert["annotations"]
     assert "roll back to v6" in notes["summary"]
     assert "statistic 9.1 > threshold 8.7" in notes["description"]
-    assert notes["runbook_url"].endswith("docs/runbook.md#shiftwatch-alert-record")
+    # No runbook in the policy: no link to a page that may not exist.
+    assert "runbook_url" not in notes
     assert notes["owner"] == "risk-ml" and notes["rollback_to"] == "v6"
     assert alert["status"]["state"] == "active"
+
+
+def test_a_policys_runbook_is_the_alerts_runbook_url(alertmanager: Alertmanager) -> None:
+    record = _record(alert_id="b1b2c3d4e5f6a1b2c3d4e5f6", runbook_url="https://wiki.example/rb")
+    AlertmanagerDelivery([alertmanager.url]).deliver(record)
+    (alert,) = _ours(alertmanager, record.alert_id)
+    assert alert["annotations"]["runbook_url"] == "https://wiki.example/rb"
 
 
 def test_alert_fired_while_alertmanager_is_down_arrives_once(
