@@ -135,6 +135,19 @@ def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="state in --state that cannot be restored (damaged, another key or format): "
         "fail (exit 2, the default) or fresh (discard it, replay from the start)",
     )
+    p.add_argument(
+        "--reorder-window",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="put lines in event-time order within this many seconds (default 0: the file "
+        "is in time order); lines further out of order are counted as late",
+    )
+    p.add_argument(
+        "--summary-json",
+        action="store_true",
+        help="print the summary as one JSON object (for scripts) instead of text",
+    )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
 
@@ -145,6 +158,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from monitor.policy import PolicyError, load_policy
     from monitor.replay import replay
     from monitor.state import StateMismatch
+    from monitor.summary import render
 
     configure_logging(args.log_level)
     if args.batch_size < 1 or args.checkpoint_seconds < 0:
@@ -158,8 +172,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     except PolicyError as err:
         print(f"shiftwatch replay: {err}", file=sys.stderr)
         return EXIT_USAGE
+    summary: dict[str, object] = {}
     try:
-        ledger = replay(
+        replay(
             args.events,
             policy,
             alerts_out=args.alerts_out,
@@ -169,6 +184,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             state_dir=args.state,
             checkpoint_seconds=args.checkpoint_seconds,
             state_mismatch=args.state_mismatch,
+            reorder_window=args.reorder_window,
+            summary=summary,
         )
     except StateMismatch as err:  # one line: the file, why, and the fix; no traceback
         print(f"shiftwatch replay: {err}", file=sys.stderr)
@@ -179,19 +196,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"shiftwatch replay: {err}", file=sys.stderr)
         return EXIT_USAGE
-    print(
-        json.dumps(
-            {
-                "consumed": ledger.consumed,
-                "processed": ledger.processed,
-                "dead_lettered": ledger.dead_lettered,
-                "duplicates": ledger.duplicates,
-                "unjoined": ledger.unjoined,
-                "unmonitored": ledger.unmonitored,
-                "alerts": ledger.alerts,
-            }
-        )
-    )
+    print(json.dumps(summary) if args.summary_json else render(summary))
     return 0
 
 

@@ -184,6 +184,15 @@ class LimitsSettings(BaseModel):
             "holding a model's event time back"
         ),
     )
+    allowed_lateness_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=86400,
+        description=(
+            "event-time seconds an event may trail the newest one on its partition and "
+            "still count (bounded out-of-orderness); judging waits this much longer"
+        ),
+    )
 
 
 class AlertingSettings(BaseModel):

@@ -136,7 +136,11 @@ class Pipeline:
             join_ttl_seconds=limits.join_ttl_seconds,
             segment_cap=limits.segment_cap,
         )
-        self.watermarks = Watermarks(limits.idle_timeout_seconds, clock=wall_clock)
+        self.watermarks = Watermarks(
+            limits.idle_timeout_seconds,
+            clock=wall_clock,
+            lateness=limits.allowed_lateness_seconds,
+        )
         self.models: dict[str, ModelRunners] = {
             m.name: model_runners(m, segment_cap=limits.segment_cap, clock=clock)
             for m in policy.models
@@ -169,6 +173,12 @@ class Pipeline:
         return {}
 
     # -- processing -----------------------------------------------------------------------
+    def end_of_input(self) -> BatchResult:
+        """The input is complete (the end of a replayed file): judge everything delivered,
+        without waiting for the allowed lateness."""
+        self.watermarks.lateness = 0.0
+        return self.process([])
+
     def process(
         self, batch: Sequence[Message], *, backlog: Mapping[str, int | None] | None = None
     ) -> BatchResult:

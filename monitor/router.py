@@ -85,6 +85,10 @@ class SegmentFolder:
 
 #: Candidate versions watched at once per model when the policy lists none.
 MAX_CANDIDATES = 8
+#: Distinct (model, version) pairs whose inferences are counted for the replay summary;
+#: later pairs are counted together under :data:`OTHER_VERSIONS`.
+MAX_COUNTED_VERSIONS = 256
+OTHER_VERSIONS = ("(other)", "(other)")
 
 
 class Versions:
@@ -172,6 +176,8 @@ class Router:
         self.versions = {m.name: Versions(m) for m in policy.models}
         self.folders = {m.name: SegmentFolder(m.segments, cap=segment_cap) for m in policy.models}
         self._negative = {m.name: frozenset(m.negative_decisions) for m in policy.models}
+        #: Inferences read per (model, version), monitored or not (bounded).
+        self.inferences: Counter[tuple[str, str]] = Counter()
 
     def route(self, events: Sequence[tuple[Event, SourcePosition]]) -> RouteResult:
         """Route valid events in order; every one is counted as processed or duplicate."""
@@ -206,6 +212,11 @@ class Router:
 
     def _inference(self, event: InferenceEvent, position: SourcePosition, out: RouteResult) -> None:
         model, version = event.model, event.version
+        counted = self.inferences
+        key = (model, version)
+        counted[
+            key if key in counted or len(counted) < MAX_COUNTED_VERSIONS else OTHER_VERSIONS
+        ] += 1
         role = self._role(model, version)
         if role is None:
             out.unmonitored[event.kind] += 1
@@ -265,6 +276,7 @@ class Router:
             "joins": self.joins.state(),
             "candidates": {name: sorted(v.seen) for name, v in self.versions.items()},
             "segments": {name: f.state() for name, f in self.folders.items()},
+            "inferences": [[m, v, n] for (m, v), n in self.inferences.items()],
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -276,3 +288,7 @@ class Router:
         for name, folder_state in state["segments"].items():
             if name in self.folders:
                 self.folders[name].restore(folder_state)
+        # Absent from checkpoints of 0.2.0: the counts then start from the restore.
+        self.inferences = Counter(
+            {(str(m), str(v)): int(n) for m, v, n in state.get("inferences", [])}
+        )

@@ -48,6 +48,11 @@ class Watermarks:
     idle_seconds
         Wall-clock seconds without a model's data after which an input without
         backlog stops holding that model back.
+    lateness
+        Allowed out-of-orderness, in event-time seconds: a model's watermark trails
+        the minimum over its inputs by this much, so an event up to ``lateness``
+        behind the newest one on its input still counts (Flink's bounded
+        out-of-orderness). When every input is idle nothing is held back.
     clock
         Wall clock in seconds (monotonic); injectable for tests.
 
@@ -65,14 +70,26 @@ class Watermarks:
     >>> now[0] = 31.0; wm.observe("m", "t:0", 601.0)
     >>> wm.watermark("m")                       # t:1 idle for 31 s: no longer holds m
     601.0
+    >>> late = Watermarks(lateness=5.0, clock=lambda: now[0])
+    >>> late.assign(["t:0"]); late.observe("m", "t:0", 100.0)
+    >>> late.watermark("m")                     # 5 s of disorder allowed
+    95.0
     """
 
     def __init__(
-        self, idle_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic
+        self,
+        idle_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        lateness: float = 0.0,
     ) -> None:
         if not idle_seconds > 0:
             raise ValueError(f"idle_seconds must be > 0, got {idle_seconds}")
+        if not lateness >= 0:
+            raise ValueError(f"lateness must be >= 0, got {lateness}")
         self.idle_seconds = idle_seconds
+        #: Allowed out-of-orderness; set to 0 at the end of a finite input (a replay).
+        self.lateness = lateness
         self._clock = clock
         #: model -> input -> largest inference time seen there.
         self._marks: dict[str, dict[str, float]] = {}
@@ -124,7 +141,8 @@ class Watermarks:
         self._heard[(model, source)] = self._clock()
 
     def watermark(self, model: str, backlog: Mapping[str, int | None] | None = None) -> float:
-        """The model's event time: the minimum over its inputs that are not idle.
+        """The model's event time: the minimum over its inputs that are not idle, less the
+        allowed lateness.
 
         ``backlog``: messages waiting per input, None where not known yet; an
         input with messages waiting is never idle.
@@ -145,7 +163,7 @@ class Watermarks:
             for name, mark in marks.items()
             if self._heard[(model, name)] > idle_after or (lag.get(name) or 0) > 0
         ]
-        return min(active) if active else max(marks.values())
+        return min(active) - self.lateness if active else max(marks.values())
 
     # -- checkpoints -------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

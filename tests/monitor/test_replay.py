@@ -47,6 +47,7 @@ def _replay(events: Path | str, tmp: Path, name: str, dead: bool = True) -> tupl
         "--alerts-out",
         str(alerts),
         "--no-progress",
+        "--summary-json",
     ]
     if dead:
         argv += ["--dead-letter-out", str(tmp / f"{name}.dead.jsonl")]
