@@ -6,6 +6,7 @@ import argparse
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 __all__ = ["main"]
@@ -205,11 +206,33 @@ def _add_policy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     psub = p.add_subparsers(dest="policy_command", required=True)
     check = psub.add_parser("check", help="validate a policy file; print each error with a fix")
     check.add_argument("file")
+    check.add_argument(
+        "--events",
+        metavar="FILE",
+        help="also check it against a sample of real events (JSONL; - for stdin): warn about "
+        "versions, where values, segment keys and tools the events never show",
+    )
+    check.add_argument(
+        "--sample",
+        type=int,
+        default=200_000,
+        metavar="LINES",
+        help="lines of --events to read (default 200000)",
+    )
+    init = psub.add_parser(
+        "init", help="write a commented starter policy from a sample of real events"
+    )
+    init.add_argument("--events", required=True, metavar="FILE", help="JSONL events (- for stdin)")
+    init.add_argument("--out", metavar="FILE", help="write here (default: standard output)")
+    init.add_argument("--sample", type=int, default=200_000, metavar="LINES")
 
 
 def _cmd_policy(args: argparse.Namespace) -> int:
     from monitor.policy import PolicyError, load_policy
+    from monitor.profile import EventProfile
 
+    if args.policy_command == "init":
+        return _cmd_policy_init(args)
     try:
         policy = load_policy(args.file)
     except PolicyError as err:
@@ -220,7 +243,49 @@ def _cmd_policy(args: argparse.Namespace) -> int:
             f"{args.file}: model {m.name}: baseline {m.baseline}, "
             f"{len(m.checks)} check(s), owner {m.owner}, arl0 {m.false_alarm.arl0:g}"
         )
+    if args.events is not None:
+        from monitor.policy_lint import lint
+
+        profile = EventProfile.from_file(args.events, args.sample)
+        warnings = lint(policy, profile)
+        for warning in warnings:
+            print(f"warning: {warning}")
+        print(
+            f"{args.events}: {profile.lines:,} lines read, "
+            f"{sum(profile.invalid.values()):,} not valid events; {len(warnings)} warning(s)"
+        )
     print("ok")
+    return 0
+
+
+def _cmd_policy_init(args: argparse.Namespace) -> int:
+    from monitor.policy import PolicyError, load_policy
+    from monitor.policy_init import starter_policy
+    from monitor.profile import EventProfile
+
+    profile = EventProfile.from_file(args.events, args.sample)
+    try:
+        text = starter_policy(profile, args.events)
+    except ValueError as err:
+        print(f"shiftwatch policy init: {err}", file=sys.stderr)
+        return 1
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.out)
+    if out.exists():
+        print(
+            f"shiftwatch policy init: {out} exists (fix: choose another --out, or remove it)",
+            file=sys.stderr,
+        )
+        return 1
+    out.write_text(text, encoding="utf-8")
+    try:
+        load_policy(out)
+    except PolicyError as err:  # a bug here, never the user's: say so plainly
+        print(f"shiftwatch policy init: the starter policy is not valid: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}: review the lines marked SET ME, then `shiftwatch policy check {out}`")
     return 0
 
 
