@@ -1,4 +1,4 @@
-"""The ``shiftwatch`` command: run, demo, replay, policy check, schema."""
+"""The ``shiftwatch`` command: run, demo, replay, policy, schema; broker, simulate, produce."""
 
 from __future__ import annotations
 
@@ -381,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_replay(sub)
     _add_policy(sub)
     _add_schema(sub)
+    from monitor.local import add_commands
+
+    add_commands(sub)
     return parser
 
 
@@ -427,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # An expected failure is one line and an exit status, never a traceback.
     try:
+        if args.command not in handlers:  # broker, simulate, produce (monitor.local)
+            return int(args.handler(args))
         return handlers[args.command](args)
     except KeyboardInterrupt:
         print(f"shiftwatch {args.command}: interrupted", file=sys.stderr)
