@@ -422,3 +422,25 @@ def _answers(port: int) -> bool:
         return http_request(f"http://127.0.0.1:{port}/livez")[0] == 200
     except OSError:
         return False
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["replay", "{missing}", "--policy", str(DEMO_POLICY)], "No such file or directory"),
+        (["replay", "{dir}", "--policy", str(DEMO_POLICY)], "Is a directory"),
+        (["policy", "check", "{missing}"], "cannot read: No such file or directory"),
+        (["policy", "check", "{dir}"], "cannot read: Is a directory"),
+        (["run", "--config", "{missing}"], "not found"),
+        (["run", "--policy", "{missing}", "--bootstrap-servers", "127.0.0.1:1"], "cannot read"),
+        (["policy", "init", "--events", "{missing}"], "No such file or directory"),
+    ],
+)
+def test_a_file_that_cannot_be_read_is_one_line(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    paths = {"missing": str(tmp_path / "nope.yaml"), "dir": str(tmp_path)}
+    result = shiftwatch(*[a.format(**paths) for a in args])
+    assert result.returncode in (1, 2)
+    assert "Traceback" not in result.stderr
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) <= 2
