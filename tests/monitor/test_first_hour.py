@@ -7,7 +7,9 @@ exit status, and no ``Traceback``.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import signal
 import socket
@@ -444,3 +446,42 @@ def test_a_file_that_cannot_be_read_is_one_line(
     assert result.returncode in (1, 2)
     assert "Traceback" not in result.stderr
     assert expected in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_a_log_line_clears_the_progress_bar_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The replay's progress bar holds the line; a log line must not run on after it."""
+    import structlog
+
+    from monitor.logging import configure_logging
+    from monitor.pipeline import Ledger
+    from monitor.replay import Progress
+
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    try:
+        configure_logging("info", "console")
+        Progress(100, term).update(Ledger(consumed=5), 50, final=False)
+        structlog.get_logger("t").warning("something")
+        logging.getLogger("kafka.net.manager").error("Connection failed: ECONNREFUSED")
+        logging.getLogger("some.library").warning("routed through structlog")
+    finally:
+        configure_logging("warning", "json")
+    bar, log_line, library_line = term.getvalue().split("\r\x1b[K")[1:]
+    assert bar.startswith("[###") and "\n" not in bar
+    assert "something" in log_line and log_line.endswith("\n")
+    assert "routed through structlog" in library_line and "some.library" in library_line
+    assert "ECONNREFUSED" not in term.getvalue()  # kafka-python's chatter: only at debug
+
+
+def test_the_demo_says_why_fewer_were_consumed_than_produced() -> None:
+    from monitor.demo.run import _in_flight
+
+    assert _in_flight(0) == ""
+    assert _in_flight(262) == " (the last 262 were still unread when the demo stopped)"
