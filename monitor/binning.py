@@ -32,7 +32,11 @@ from monitor.policy import Check, Metric
 
 __all__ = [
     "BUFFER_CAP",
+    "LATENCY_BINS",
+    "LEGACY_LATENCY_BINS",
+    "LEGACY_SCORE_BINS",
     "REFERENCE_SAMPLE",
+    "SCORE_BINS",
     "Binner",
     "ToolBins",
     "bin_widths",
@@ -42,10 +46,14 @@ __all__ = [
     "score_bin",
 ]
 
-#: Most bins per distance for scores (equal-width up to 0.2.0, an upper bound since).
-SCORE_BINS = {"js": 20, "ks": 50, "wasserstein": 50}
-#: Most bins for latencies.
-LATENCY_BINS = 50
+#: Most bins per distance for scores at the baseline's quantiles.
+SCORE_BINS = {"js": 32, "ks": 200, "wasserstein": 200}
+#: Most bins for latencies at the baseline's quantiles.
+LATENCY_BINS = 200
+#: Equal-width score bins per distance of 0.2.0, continued by its checkpoints.
+LEGACY_SCORE_BINS = {"js": 20, "ks": 50, "wasserstein": 50}
+#: Log-spaced latency bins of 0.2.0, continued by its checkpoints.
+LEGACY_LATENCY_BINS = 50
 #: Baseline values (overall stream, in event-time order) the bin edges are computed from.
 REFERENCE_SAMPLE = 2_000
 #: Values per version kept raw while the edges are not frozen; more are counted as unbinned.
@@ -64,7 +72,7 @@ def latency_bin(ms: float) -> int:
     if ms <= 0.1:
         return 0
     x = (math.log10(ms) - _LAT_LO) / (_LAT_HI - _LAT_LO)
-    return min(max(int(x * LATENCY_BINS), 0), LATENCY_BINS - 1)
+    return min(max(int(x * LEGACY_LATENCY_BINS), 0), LEGACY_LATENCY_BINS - 1)
 
 
 def quantile_edges(
@@ -111,8 +119,15 @@ def quantile_edges(
         raise ValueError("need max_bins >= 2")
     values, counts = np.unique(x, return_counts=True)
     order = np.argsort(-counts, kind="stable")
-    heavy = values[order][counts[order] * max_bins >= x.size][: (max_bins - 1) // 2]
-    alone = np.concatenate([heavy, np.nextafter(heavy, np.inf)])
+    # A finite end of the range gets a bin of its own (one edge each), unless the bins
+    # are too few: a candidate piling at 0 or 1 where the baseline has nothing is then
+    # measured exactly (KS, and Wasserstein, whose last bin would otherwise be wide).
+    ends = [v for v in (lower, upper) if math.isfinite(v)]
+    if max_bins - 1 < 2 * len(ends):
+        ends = []
+    room = (max_bins - 1 - len(ends)) // 2
+    heavy = values[order][counts[order] * max_bins >= x.size][:room]
+    alone = np.concatenate([heavy, np.nextafter(heavy, np.inf), ends, np.nextafter(ends, np.inf)])
     edges = np.empty(0, dtype=np.float64)
     for levels in range(max_bins - 1, -1, -1):
         cuts = np.quantile(x, np.arange(1, levels + 1) / (levels + 1), method="inverted_cdf")
@@ -190,13 +205,15 @@ class Binner:
         if check.metric is Metric.SCORE_DISTRIBUTION:
             self.distance = check.distance or "ks"
             self.n_bins = SCORE_BINS[self.distance]
+            self.legacy_bins = LEGACY_SCORE_BINS[self.distance]
             self.upper = 1.0
         elif check.metric is Metric.LATENCY:
             self.distance = "ks"
             self.n_bins = LATENCY_BINS
+            self.legacy_bins = LEGACY_LATENCY_BINS
         elif check.metric is Metric.TOOL_DISTRIBUTION:
             self.distance = "tv"
             self.tools = ToolBins()
-            self.n_bins = self.tools.n_bins
+            self.n_bins = self.legacy_bins = self.tools.n_bins
         else:
             raise ValueError(f"{check.metric.value} is not a distribution metric")
