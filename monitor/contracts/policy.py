@@ -64,7 +64,8 @@ _POLICY_FIELDS: dict[str, dict[str, str]] = {
         "metric": "What the check compares between candidate and baseline.",
         "where": "Which events the check counts: event field -> value, all must be equal.",
         "distance": (
-            "score_distribution only: ks (default, 50 bins), js (20 bins) or wasserstein (50 bins)."
+            "score_distribution only: ks (default; up to 200 bins at the baseline's quantiles),"
+            " js (up to 32 bins) or wasserstein (up to 200 bins)."
         ),
         "tolerance": "How far the candidate may move from the baseline.",
         "action": (

@@ -202,7 +202,8 @@ class QuantileCounts:
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state`."""
         self.legacy = state["layout"] == "equal-width"
-        self.edges, self.widths, self.n_bins = None, None, self.binner.n_bins
+        self.edges, self.widths = None, None
+        self.n_bins = self.binner.legacy_bins if self.legacy else self.binner.n_bins
         if state["edges"] is not None:
             self._set_edges(np.asarray(state["edges"], dtype=np.float64).reshape(-1))
         self.buckets = Buckets(self.n_bins if self.frozen else 0, 0.0)
@@ -225,7 +226,7 @@ class QuantileCounts:
     def restore_legacy(self, buckets: dict[str, Any]) -> None:
         """Continue from a state of 0.2.0: equal-width or log-spaced bins, as then."""
         self.legacy, self.edges, self.widths = True, None, None
-        self.n_bins = self.binner.n_bins
+        self.n_bins = self.binner.legacy_bins
         self.buckets = Buckets(self.n_bins, 0.0)
         self.buckets.restore(buckets)
         self._pending, self._buffered, self.unbinned = {}, Counter(), 0

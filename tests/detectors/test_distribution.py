@@ -59,7 +59,7 @@ def test_quantisation_like_shift_is_found_within_a_band(
 ) -> None:
     """Rounded-and-offset scores are found, median delay within the band.
 
-    The JS radius is the square root of a TV radius (JS <= sqrt(TV)), so JS
+    The JS radius grows with the number of bins (Agrawal's KL bound), so JS
     needs a larger shift or more data than KS for the same tolerance.
     """
     delays = []
