@@ -13,10 +13,12 @@ so a change is looked for within the last ``max_values`` values at most.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
-from river.drift import ADWIN
+
+if TYPE_CHECKING:
+    from river.drift import ADWIN
 
 __all__ = ["AdaptiveWindow"]
 
@@ -68,6 +70,10 @@ class AdaptiveWindow:
         self._adwin = self._fresh()
 
     def _fresh(self) -> ADWIN:
+        # Imported here: river.drift pulls in scikit-learn (over a second), which a
+        # process should pay only once a baseline has data to watch.
+        from river.drift import ADWIN
+
         # clock=1: a cut is looked for after every value; values here are chunks, not events.
         return ADWIN(delta=self.delta, clock=1)  # type: ignore[no-untyped-call]
 
