@@ -99,13 +99,16 @@ def firing_record(
     event_time: datetime,
     fired_at: datetime,
     source: SourcePosition | None,
+    baseline_drift: dict[str, Any] | None = None,
 ) -> AlertRecord:
     """The firing record of a breach: the check, the candidate, and the detector's evidence.
 
     ``event_time`` is the event time at which the bucket whose data made the
     detector cross its threshold became final (its end plus the action window
     or label horizon it waited for); ``source`` is where the message was read
-    whose processing released that bucket.
+    whose processing released that bucket; ``baseline_drift``, when the
+    baseline's own stream of the check drifts then
+    (:meth:`monitor.baseline_drift.BaselineDrift.evidence`).
     """
     segment = dict([stream]) if stream else {}
     evidence: dict[str, Any] = {
@@ -117,6 +120,8 @@ def firing_record(
     }
     if source is not None:
         evidence["source"] = source.as_dict()
+    if baseline_drift is not None:
+        evidence["baseline_drift"] = baseline_drift
     return AlertRecord(
         alert_id=alert_id(policy.name, version, check.name, segment, episode),
         status="firing",
@@ -146,14 +151,22 @@ def resolved_record(
     observed: float | None,
     since_breach: dict[str, float],
     resolved_at: datetime,
+    baseline_drift: dict[str, Any] | None = None,
 ) -> AlertRecord:
-    """The resolved record of a firing alert: same id, the data since the breach."""
+    """The resolved record of a firing alert: same id, the data since the breach.
+
+    ``baseline_drift``: the baseline's own drift when it resolved, if it drifts
+    then (replacing any the firing record had).
+    """
+    evidence = {**firing.evidence, "since_breach": since_breach}
+    if baseline_drift is not None:
+        evidence["baseline_drift"] = baseline_drift
     return firing.model_copy(
         update={
             "status": "resolved",
             "observed": observed,
             "resolved_at": resolved_at.isoformat(),
-            "evidence": {**firing.evidence, "since_breach": since_breach},
+            "evidence": evidence,
         }
     )
 

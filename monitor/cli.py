@@ -204,7 +204,15 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _add_policy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("policy", help="work with policy files")
     psub = p.add_subparsers(dest="policy_command", required=True)
-    check = psub.add_parser("check", help="validate a policy file; print each error with a fix")
+    check = psub.add_parser(
+        "check",
+        help="validate a policy file; print each error with a fix",
+        description="Validate a policy file. With --events, also check it against a sample "
+        "of real events; with --monitor, also read a running monitor's /verdict for each of "
+        "its models and print a warning line for each model whose baseline itself drifts "
+        "(its candidates are judged against a moving baseline). Warnings leave the exit "
+        "status 0. Exit status 1: the policy is invalid or the monitor cannot be read.",
+    )
     check.add_argument("file")
     check.add_argument(
         "--events",
@@ -218,6 +226,12 @@ def _add_policy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=200_000,
         metavar="LINES",
         help="lines of --events to read (default 200000)",
+    )
+    check.add_argument(
+        "--monitor",
+        metavar="URL",
+        help="base URL of a running shiftwatch's HTTP endpoint, e.g. http://127.0.0.1:9464: "
+        "warn about models whose baseline drifts",
     )
     init = psub.add_parser(
         "init", help="write a commented starter policy from a sample of real events"
@@ -254,6 +268,16 @@ def _cmd_policy(args: argparse.Namespace) -> int:
             f"{args.events}: {profile.lines:,} lines read, "
             f"{sum(profile.invalid.values()):,} not valid events; {len(warnings)} warning(s)"
         )
+    if args.monitor:
+        from monitor.verdict_client import MonitorUnreachable, baseline_warnings
+
+        try:
+            warnings = baseline_warnings(args.monitor, policy)
+        except MonitorUnreachable as err:
+            print(f"shiftwatch policy check: --monitor: {err}", file=sys.stderr)
+            return 1
+        for line in warnings:
+            print(line)
     print("ok")
     return 0
 

@@ -21,6 +21,7 @@ from typing import Generic, Literal, Protocol, TypeVar
 
 from detectors import Detector, Evidence, Recovery
 from monitor.alerts import AlertRecord, firing_record, resolved_record
+from monitor.baseline_drift import BaselineDrift
 from monitor.messages import SourcePosition
 from monitor.policy import Check, ModelPolicy
 from monitor.streams import Stream
@@ -90,11 +91,17 @@ class Episodes:
         The model's policy: owner, controls and baseline go into each record.
     clock
         Source of ``fired_at`` and ``resolved_at`` (see :data:`Clock`).
+    baseline_drift
+        The watch on the model's baseline, whose drift a firing record reports
+        (default: a new one).
     """
 
-    def __init__(self, policy: ModelPolicy, clock: Clock = None) -> None:
+    def __init__(
+        self, policy: ModelPolicy, clock: Clock = None, baseline_drift: BaselineDrift | None = None
+    ) -> None:
         self.policy = policy
         self.clock = clock
+        self.baseline_drift = baseline_drift or BaselineDrift(policy)
         self._alerts: list[AlertRecord] = []
 
     def _now(self, event_time: datetime) -> datetime:
@@ -127,13 +134,16 @@ class Episodes:
                     event_time=event_time,
                     fired_at=self._now(event_time),
                     source=source,
+                    baseline_drift=self.baseline_drift.evidence(status.check.name, final_at),
                 )
                 status.recovery = runner.recovery(status)
                 self._alerts.append(status.firing)
         elif status.recovery is not None and status.recovery.cleared():
             observed, since_breach = status.recovery.summary()
             resolved_at = self._now(datetime.fromtimestamp(final_at, UTC))
-            self._alerts.append(resolved_record(status.firing, observed, since_breach, resolved_at))
+            drift = self.baseline_drift.evidence(status.check.name, final_at)
+            resolved = resolved_record(status.firing, observed, since_breach, resolved_at, drift)
+            self._alerts.append(resolved)
             status.firing, status.recovery = None, None
             status.episode += 1
             status.detector = runner.new_detector(status.check, status.stream)

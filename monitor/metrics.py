@@ -5,7 +5,8 @@ rejection codes, ``reason`` one of the three event kinds, partitions are
 those assigned, and segment values are capped by the router's
 :class:`~monitor.router.SegmentFolder`. Counters are updated once per batch,
 with label children cached; the check and verdict gauges are computed at
-scrape time by :class:`ChecksCollector` from the published verdicts.
+scrape time by :class:`ChecksCollector` from the published verdicts, and so are the
+baseline's own drift per (model, check) (:mod:`monitor.baseline_drift`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import math
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from monitor.baseline_drift import HOLD_SECONDS, watched
 from monitor.events import KINDS
-from monitor.verdict import VerdictBoard
+from monitor.verdict import NO_BASELINE_DRIFT, VerdictBoard
 
 __all__ = ["CHECK_STATES", "ChecksCollector", "Metrics"]
 
@@ -140,7 +142,9 @@ class ChecksCollector(Collector):
     client's custom-collector pattern): a candidate withdrawn from the board
     disappears from the next scrape, with nothing to release. Before data, each
     of a listed candidate's checks is ``inconclusive`` on the overall stream
-    with NaN values, and ``shiftwatch_rollback_required`` is 0.
+    with NaN values, and ``shiftwatch_rollback_required`` is 0. The baseline
+    drift metrics have one child per model and watched check (every check but
+    ``novel_tool``), 0 until a change is found.
     """
 
     _GAUGES = (
@@ -189,9 +193,29 @@ class ChecksCollector(Collector):
             "1 while a check whose action is rollback is breached for this candidate version.",
             labels=("model", "version"),
         )
+        drift = GaugeMetricFamily(
+            "shiftwatch_baseline_drift",
+            "1 while the baseline's own overall stream of this check drifts (a change found "
+            f"within the last {HOLD_SECONDS:g} s of event time): the world changed under both "
+            "versions.",
+            labels=("model", "check"),
+        )
+        changes = CounterMetricFamily(
+            "shiftwatch_baseline_drift_changes",
+            "Changes found in the baseline's own overall stream of this check.",
+            labels=("model", "check"),
+        )
+        models: set[str] = set()
         for published in self.board.snapshot():
             policy, verdict = published.policy, published.verdict
             model, version = policy.name, verdict["version"]
+            if model not in models:  # one baseline per model, in every candidate's verdict
+                models.add(model)
+                view = verdict.get("baseline_drift", NO_BASELINE_DRIFT)
+                for check in filter(watched, policy.checks):
+                    drifting = check.name in view["checks"]
+                    drift.add_metric([model, check.name], 1.0 if drifting else 0.0)
+                    changes.add_metric([model, check.name], view["changes"].get(check.name, 0))
             rollback.add_metric([model, version], 1.0 if verdict["verdict"] == "fail" else 0.0)
             views = {(v["check"], v["segment"]): v for v in verdict["checks"]}
             for check in policy.checks:
@@ -211,3 +235,5 @@ class ChecksCollector(Collector):
         yield from gauges.values()
         yield info
         yield rollback
+        yield drift
+        yield changes

@@ -334,7 +334,7 @@ class Pipeline:
         """Publish the verdicts of these candidates (once per batch, for those touched)."""
         name = model.policy.name
         self._published |= {(name, v) for v in versions}
-        self.verdicts.publish(model.policy, model.statuses(), versions)
+        self.verdicts.publish(model.policy, model.statuses(), versions, model.baseline_drift.view())
 
     # -- checkpoints (monitor.state) -------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -347,6 +347,9 @@ class Pipeline:
                 for name, model in self.models.items()
             },
             "ledger": asdict(self.ledger),
+            "baseline_drift": {
+                name: model.baseline_drift.state() for name, model in self.models.items()
+            },
         }
 
     def restore_state(self, state: dict[str, Any]) -> None:
@@ -357,6 +360,9 @@ class Pipeline:
             for runner, runner_state in zip(model.runners, state["models"][name], strict=True):
                 runner.restore(runner_state)
         self.ledger = Ledger(**{k: int(v) for k, v in state["ledger"].items()})
+        drift = state.get("baseline_drift", {})  # absent in a checkpoint of 0.2.x
+        for name, model in self.models.items():
+            model.baseline_drift.restore(drift.get(name))
         for model in self.models.values():
             versions = model.drain_touched()
             if self._declare:

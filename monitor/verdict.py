@@ -8,6 +8,11 @@
   of a check whose action is not ``rollback`` (``page``: a person decides).
   Too little data never means roll back.
 
+Every verdict also says whether the baseline itself drifted
+(``baseline_drift``, :mod:`monitor.baseline_drift`): then the world changed
+under both versions, and each reason on a check whose baseline drifted says
+that the candidate is judged against a moving baseline.
+
 The pipeline publishes verdicts once per batch into a :class:`VerdictBoard`;
 the HTTP thread and the metrics collector (:mod:`monitor.metrics`) only read
 the published snapshots.
@@ -25,7 +30,7 @@ from monitor.episodes import CheckStatus
 from monitor.policy import ModelPolicy
 from monitor.streams import segment_label
 
-__all__ = ["Published", "VerdictBoard", "check_view", "model_verdict"]
+__all__ = ["NO_BASELINE_DRIFT", "Published", "VerdictBoard", "check_view", "model_verdict"]
 
 
 def _num(x: float | None) -> float | None:
@@ -57,10 +62,22 @@ def check_view(status: CheckStatus[Any, Any]) -> dict[str, Any]:
     return view
 
 
+#: ``baseline_drift`` of a verdict published without a baseline watch.
+NO_BASELINE_DRIFT: dict[str, Any] = {"detected": False, "since": None, "checks": [], "changes": {}}
+
+
 def model_verdict(
-    policy: ModelPolicy, statuses: Iterable[CheckStatus[Any, Any]], version: str
+    policy: ModelPolicy,
+    statuses: Iterable[CheckStatus[Any, Any]],
+    version: str,
+    baseline_drift: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The verdict on candidate ``version`` of ``policy``'s model, from its check statuses."""
+    """The verdict on candidate ``version`` of ``policy``'s model, from its check statuses.
+
+    ``baseline_drift``: :meth:`monitor.baseline_drift.BaselineDrift.view`, shown
+    as is and added to the reason of each check it names.
+    """
+    drift = baseline_drift if baseline_drift is not None else NO_BASELINE_DRIFT
     mine = [s for s in statuses if s.version == version]
     views = [check_view(s) for s in mine]
     views.sort(key=lambda v: (v["check"], v["segment"]))
@@ -88,6 +105,12 @@ def model_verdict(
         waiting = [v for v in views if v["segment"] == "" and v["state"] == "inconclusive"]
         reasons = missing + waiting
         verdict = "inconclusive" if reasons else "pass"
+    if drift["detected"]:
+        drifted = set(drift["checks"])
+        reasons = [
+            {**r, "reason": f"{r['reason']}; {drift['reason']}"} if r["check"] in drifted else r
+            for r in reasons
+        ]
     return {
         "model": policy.name,
         "version": version,
@@ -98,6 +121,7 @@ def model_verdict(
         "checks": views,
         "owner": policy.owner,
         "controls": list(policy.controls),
+        "baseline_drift": drift,
     }
 
 
@@ -121,10 +145,11 @@ class VerdictBoard:
         policy: ModelPolicy,
         statuses: Iterable[CheckStatus[Any, Any]],
         versions: Iterable[str],
+        baseline_drift: dict[str, Any] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Compute and publish the verdicts of ``versions``; they are returned by version."""
         every = list(statuses)
-        fresh = {v: model_verdict(policy, every, v) for v in versions}
+        fresh = {v: model_verdict(policy, every, v, baseline_drift) for v in versions}
         with self._lock:
             for version, verdict in fresh.items():
                 self._published[(policy.name, version)] = Published(policy, verdict)

@@ -50,7 +50,8 @@ _ALERT_FIELDS: dict[str, str] = {
     "evidence": (
         "The detector's evidence: detector, statistic, threshold, events_seen, source "
         "{topic, partition, offset}, and per detector detector_arl0, distance, tool, "
-        "baseline_rate_upper_95; in a resolved record also since_breach."
+        "baseline_rate_upper_95; in a resolved record also since_breach; baseline_drift "
+        "{detected, since, last, checks} when the baseline's own stream of the check drifts."
     ),
     "rollback_to": "The version to roll back to: the baseline.",
     "runbook_url": "The model's runbook_url from the policy; empty when it names none.",

@@ -120,7 +120,7 @@ class BlockGenerator:
         first = index * BLOCK_REQUESTS
         n = BLOCK_REQUESTS
         d = draw(np.random.default_rng([sc.seed, index]), n)
-        served = serve(sc, self._candidate, d)
+        served = serve(sc, self._candidate, d, first)
         times, seqs, events = self._timed_events(first, d, served)
 
         stream_order = np.lexsort((seqs, times))

@@ -4,9 +4,10 @@
 model and its two versions, the canary share and request rate, the label
 delay, and the switches and factors of the candidate's degradations (fewer
 escalations, more denials or missed fraud in the rare language segment, a
-novel privileged tool, quantised and shifted scores, lower latency). It only
-validates and holds them; :mod:`monitor.demo.candidate` turns them into the
-candidate's score maths.
+novel privileged tool, quantised and shifted scores, lower latency), and a
+world change that moves both versions at once. It only validates and holds
+them; :mod:`monitor.demo.candidate` turns them into the candidate's score
+maths.
 """
 
 from __future__ import annotations
@@ -71,6 +72,20 @@ class Scenario:
         ``audit`` label ``legit``.
     start
         Event time of the first request; must be timezone-aware.
+    degrade_from
+        Seconds after ``start`` from which the candidate's degradations act;
+        before, it behaves exactly as the baseline (a canary that goes bad).
+    world_change_at
+        Seconds after ``start`` at which the world changes under *both*
+        versions (a new fraud pattern, a new traffic mix); None: never.
+    world_escalation_factor
+        From the world change on, both versions' escalation probability is
+        multiplied by this.
+    world_score_shift
+        From the world change on, the baseline's score of every request is
+        ``clip(score + world_score_shift, 0, 1)`` before the candidate's own
+        deviations, so both versions' scores, and the decisions taken on them,
+        move together.
 
     Raises
     ------
@@ -100,6 +115,10 @@ class Scenario:
     label_delay_days: float = 0.0
     outcome_share: float = 1.0
     start: datetime = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    degrade_from: float = 0.0
+    world_change_at: float | None = None
+    world_escalation_factor: float = 1.0
+    world_score_shift: float = 0.0
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -123,6 +142,7 @@ class Scenario:
             "fn_segment_factor",
             "latency_factor",
             "label_delay_days",
+            "world_escalation_factor",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -131,6 +151,13 @@ class Scenario:
             raise ValueError("rare_lang_deny_factor must be positive")
         if not (math.isfinite(self.score_shift) and -1.0 <= self.score_shift <= 1.0):
             raise ValueError(f"score_shift must be in [-1, 1], got {self.score_shift}")
+        if not (math.isfinite(self.degrade_from) and self.degrade_from >= 0):
+            raise ValueError(f"degrade_from must be >= 0 seconds, got {self.degrade_from}")
+        at = self.world_change_at
+        if at is not None and not (math.isfinite(at) and at >= 0):
+            raise ValueError(f"world_change_at must be None or >= 0 seconds, got {at}")
+        if not (math.isfinite(self.world_score_shift) and -1.0 <= self.world_score_shift <= 1.0):
+            raise ValueError(f"world_score_shift must be in [-1, 1], got {self.world_score_shift}")
         if self.start.tzinfo is None or self.start.utcoffset() is None:
             raise ValueError("start must be timezone-aware")
 

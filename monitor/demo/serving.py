@@ -68,7 +68,7 @@ class Served:
     mean_delay_s: float
 
 
-def serve(sc: Scenario, model: CandidateModel, d: Draws) -> Served:
+def serve(sc: Scenario, model: CandidateModel, d: Draws, first: int = 0) -> Served:
     """Serve a block's requests with the baseline or the candidate.
 
     Parameters
@@ -79,6 +79,8 @@ def serve(sc: Scenario, model: CandidateModel, d: Draws) -> Served:
         The candidate's deviations, derived from ``sc``.
     d
         The block's draws.
+    first
+        Number of the block's first request (its time: after the world change?).
 
     Returns
     -------
@@ -87,11 +89,21 @@ def serve(sc: Scenario, model: CandidateModel, d: Draws) -> Served:
     """
     n = len(d.serve_u)
     candidate: BoolArray = d.serve_u < sc.canary_share
+    request = np.arange(first, first + n)
+    # Served by the candidate once its degradations act (before: as the baseline).
+    degraded: BoolArray = candidate
+    if sc.degrade_from > 0:
+        degraded = candidate & (request >= sc.degrade_from * sc.requests_per_second)
     baseline_score: FloatArray = np.where(
         d.fraud, d.fraud_score, np.where(d.risky, d.risky_score, d.legit_score)
     )
+    changed = np.zeros(n, dtype=np.bool_)
+    if sc.world_change_at is not None:
+        changed = request >= sc.world_change_at * sc.requests_per_second
+        shift = np.where(changed, sc.world_score_shift, 0.0)
+        baseline_score = np.clip(baseline_score + shift, 0.0, 1.0)
     served_score: FloatArray = np.where(
-        candidate,
+        degraded,
         model.scores(baseline_score, d.lang, d.fraud, d.miss_score, d.deviate_u, d.catch_score),
         baseline_score,
     )
@@ -101,13 +113,14 @@ def serve(sc: Scenario, model: CandidateModel, d: Draws) -> Served:
     decision = (score > REVIEW_ABOVE).astype(np.int64) + (score > DENY_ABOVE)
     raw_latency_ms = np.exp(math.log(LATENCY_MEDIAN_MS) + LATENCY_SIGMA * d.latency_z)
     latency_ms: FloatArray = np.round(
-        raw_latency_ms * np.where(candidate, sc.latency_factor, 1.0), 3
+        raw_latency_ms * np.where(degraded, sc.latency_factor, 1.0), 3
     )
 
-    escalation_p = ESCALATION_P[decision] * np.where(candidate, sc.escalation_factor, 1.0)
+    escalation_p = ESCALATION_P[decision] * np.where(degraded, sc.escalation_factor, 1.0)
+    escalation_p = escalation_p * np.where(changed, sc.world_escalation_factor, 1.0)
     escalate = d.escalate_u < escalation_p
     novel = (
-        candidate & (d.novel_u < NOVEL_TOOL_P)
+        degraded & (d.novel_u < NOVEL_TOOL_P)
         if sc.novel_privileged_tool
         else np.zeros(n, dtype=np.bool_)
     )

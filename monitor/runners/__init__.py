@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from detectors import detector_arl0
+from monitor.baseline_drift import BaselineDrift
 from monitor.episodes import CheckStatus, Clock, Episodes
 from monitor.policy import DISTANCE_METRICS, RATE_METRICS, Check, Metric, ModelPolicy
 from monitor.router import MAX_CANDIDATES
@@ -37,23 +38,34 @@ _FAMILIES: tuple[tuple[frozenset[Metric], type[CheckRunner[Any, Any]]], ...] = (
 
 @dataclass(slots=True)
 class ModelRunners:
-    """The runners of one model, the episodes they share, and each detector's budget."""
+    """The runners of one model, what they share (episodes, baseline watch), each budget."""
 
     policy: ModelPolicy
     runners: list[CheckRunner[Any, Any]]
     episodes: Episodes
     detector_arl0: float
 
+    @property
+    def baseline_drift(self) -> BaselineDrift:
+        """The watch on the baseline's own drift (shared through the episodes)."""
+        return self.episodes.baseline_drift
+
     def statuses(self) -> list[CheckStatus[Any, Any]]:
         """Every status of every runner."""
         return [s for runner in self.runners for s in runner.statuses.values()]
 
     def drain_touched(self) -> set[str]:
-        """Candidate versions whose statuses changed since the last call."""
+        """Candidate versions whose statuses changed since the last call.
+
+        Every candidate seen, when what the baseline watch shows changed: each
+        verdict carries it.
+        """
         touched: set[str] = set()
         for runner in self.runners:
             touched |= runner.touched
             runner.touched = set()
+        if self.baseline_drift.drain_changed():
+            touched |= {s.version for s in self.statuses()}
         return touched
 
 
@@ -67,7 +79,7 @@ def model_runners(policy: ModelPolicy, *, segment_cap: int, clock: Clock = None)
     streams = 1 + len(policy.segments) * (segment_cap + 1)
     versions = len(policy.candidates) if policy.candidates else MAX_CANDIDATES
     arl0 = detector_arl0(policy.false_alarm.arl0, len(policy.checks) * streams * versions)
-    episodes = Episodes(policy, clock)
+    episodes = Episodes(policy, clock, BaselineDrift(policy))
     runners: list[CheckRunner[Any, Any]] = []
     for metrics, runner_type in _FAMILIES:
         checks: list[Check] = [c for c in policy.checks if c.metric in metrics]

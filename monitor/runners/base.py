@@ -65,6 +65,8 @@ class CheckRunner(ABC, Generic[D, R]):
         self.detector_arl0 = detector_arl0
         self.episodes = episodes
         self.baseline = policy.baseline
+        #: Where the baseline's released buckets also go, to watch its own drift.
+        self.baseline_drift = episodes.baseline_drift
         self.statuses: dict[StatusKey, CheckStatus[D, R]] = {}
         self._by_check_stream: dict[tuple[str, Stream], list[CheckStatus[D, R]]] = {}
         #: Candidate versions whose statuses changed since :meth:`drain_touched`.

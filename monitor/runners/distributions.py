@@ -311,6 +311,7 @@ class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionReco
             key = (check.name, stream)
             total = self._reference.get(key)
             self._reference[key] = hist if total is None else total + hist
+            self.baseline_drift.observe_histogram(check, stream, end, hist)
             for status in self.watching(check, stream):
                 status.detector.update_reference_counts(hist)
         for (version, stream), hist in hists.items():

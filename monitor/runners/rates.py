@@ -125,6 +125,7 @@ class RateRunner(CheckRunner[RateShiftDetector, RateRecovery]):
                 totals = self._reference.setdefault((check.name, stream), [0.0, 0.0])
                 totals[0] += count
                 totals[1] += exposure
+                self.baseline_drift.observe_rate(check, stream, end, count, exposure)
                 for status in self.watching(check, stream):
                     status.detector.update_reference(count, exposure)
         for (version, stream), row in rows.items():
