@@ -21,6 +21,7 @@ from typing import Any
 
 __all__ = ["add_commands"]
 
+
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``broker``, ``simulate`` and ``produce`` to the command line."""
     b = sub.add_parser(
