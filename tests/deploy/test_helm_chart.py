@@ -448,3 +448,16 @@ def test_service_and_disruption_budget() -> None:
     assert service["spec"]["selector"].items() <= pod_labels.items()
     (pdb,) = kind(docs, "PodDisruptionBudget")
     assert pdb["spec"]["maxUnavailable"] == 1
+
+
+def test_examples_address_the_charts_service() -> None:
+    """Installed as `helm install shiftwatch -n monitoring`, the Service is the address the
+    Argo Rollouts and Flagger examples call, and the docs name both forms."""
+    rendered = helm.Chart.load(CHART).render({}, name="shiftwatch", namespace="monitoring")
+    (service,) = yaml.safe_load_all(rendered["shiftwatch/templates/service.yaml"])
+    address = f"http://{service['metadata']['name']}.monitoring.svc.cluster.local:9464"
+    for example in ("argo-rollouts/analysis-template-web.yaml", "flagger/canary-example.yaml"):
+        assert address in (REPO / "deploy" / example).read_text(), example
+    for doc in ("docs/deploy.md", "docs/runbook.md"):
+        text = (REPO / doc).read_text()
+        assert address in text and "<release>-shiftwatch.<namespace>.svc:9464" in text, doc
