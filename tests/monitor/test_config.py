@@ -437,6 +437,7 @@ def test_client_config_plaintext_maps_to_kafka_python_names() -> None:
             "bootstrap_servers": "k0:9092,k1:9093",
             "client_id": "sw-1",
             "request_timeout_ms": 5000,
+            "bootstrap_timeout_ms": 2000,
         },
     )
     assert settings.kafka.client_config() == {
@@ -444,6 +445,7 @@ def test_client_config_plaintext_maps_to_kafka_python_names() -> None:
         "client_id": "sw-1",
         "security_protocol": "PLAINTEXT",
         "request_timeout_ms": 5000,
+        "bootstrap_timeout_ms": 2000,
     }
 
 
