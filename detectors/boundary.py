@@ -10,46 +10,127 @@ direction) and the arms' calibrated thresholds.
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import betaincinv, gammaincinv
 
 from detectors.calibration import Direction, Family, llr_coefficients, rate_thresholds
 
-__all__ = ["arm_coefficients", "arm_thresholds", "tolerance_boundaries"]
+__all__ = ["arm_coefficients", "arm_thresholds", "rate_confidence_bounds", "tolerance_boundaries"]
 
 _EPS = 1e-12
 
 #: (upper, lower) boundary rates; None where that side has no tolerance or no valid rate.
 Boundaries = tuple[float | None, float | None]
+_Num = TypeVar("_Num", float, NDArray[np.float64])
+
+
+def rate_confidence_bounds(
+    family: Family, count: _Num, exposure: _Num, alpha: float
+) -> tuple[_Num, _Num]:
+    """One-sided (lower, upper) confidence bounds on a rate, each at level ``1 - alpha``.
+
+    Exact, not asymptotic: Clopper-Pearson for a Bernoulli share of ``count``
+    successes in ``exposure`` trials, the Beta quantiles
+    ``B(alpha; x, n - x + 1)`` and ``B(1 - alpha; x + 1, n - x)``; Garwood's
+    for a Poisson rate of ``count`` events over ``exposure`` units, the Gamma
+    quantiles ``G(alpha; x) / n`` and ``G(1 - alpha; x + 1) / n`` (the chi-square
+    form divided by two). So ``P(upper < rate) <= alpha`` and ``P(lower > rate)
+    <= alpha`` for every true rate and sample size. Without events the lower
+    bound is 0; with no exposure the bounds are (0, 1) or (0, inf). Takes
+    floats or arrays (elementwise).
+
+    References
+    ----------
+    C. J. Clopper and E. S. Pearson, "The use of confidence or fiducial limits
+    illustrated in the case of the binomial", Biometrika 26(4), 404-413, 1934.
+    F. Garwood, "Fiducial limits for the Poisson distribution", Biometrika
+    28(3/4), 437-442, 1936.
+
+    >>> lo, up = rate_confidence_bounds("bernoulli", 40.0, 1000.0, 0.05)
+    >>> round(lo, 4), round(up, 4)
+    (0.0303, 0.0518)
+    >>> lo, up = rate_confidence_bounds("poisson", 0.0, 1000.0, 0.05)   # rule of three
+    >>> lo, round(up * 1000, 3)
+    (0.0, 2.996)
+    """
+    x = np.asarray(count, dtype=np.float64)
+    n = np.asarray(exposure, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if family == "bernoulli":
+            x = np.minimum(x, n)
+            upper = np.where(x < n, betaincinv(x + 1.0, n - x, 1.0 - alpha), 1.0)
+            lower = np.where(x > 0, betaincinv(x, n - x + 1.0, alpha), 0.0)
+        else:
+            upper = np.where(n > 0, gammaincinv(x + 1.0, 1.0 - alpha) / n, np.inf)
+            lower = np.where((x > 0) & (n > 0), gammaincinv(x, alpha) / n, 0.0)
+    if np.ndim(upper) == 0:
+        return float(lower), float(upper)  # type: ignore[return-value]
+    return lower, upper  # type: ignore[return-value]
 
 
 def tolerance_boundaries(
     family: Family,
     ref_count: float,
     ref_exposure: float,
-    z: float,
     *,
+    confidence: float = 0.9,
+    z: float | None = None,
     max_increase: float | None = None,
     max_decrease: float | None = None,
     max_relative_change: float | None = None,
 ) -> Boundaries:
-    """The tolerance boundaries around the baseline rate, moved out by ``z`` standard errors.
+    """The tolerance boundaries to test: around a confidence bound of the baseline rate.
 
-    The baseline rate is estimated, smoothed so that a baseline that never saw
-    the event still gives a finite boundary; moving the boundary outwards by
-    its standard error makes an uncertain baseline delay an alarm rather than
-    cause a false one.
+    The baseline rate ``r`` is estimated from ``ref_count`` events over
+    ``ref_exposure``. A detector calibrated at a boundary further out than the
+    true one keeps (or exceeds) its in-control run length, one calibrated
+    closer in does not; so the upper boundary is put around the upper
+    confidence bound of ``r`` and the lower one around its lower bound
+    (:func:`rate_confidence_bounds`): ``upper * (1 + max_relative_change)`` or
+    ``upper + max_increase``, ``lower * (1 - max_relative_change)`` or
+    ``lower - max_decrease``. With probability at least ``confidence`` over the
+    baseline's sample both tested boundaries lie at or beyond the true ones,
+    so the false-alarm promise holds *conditionally* on that sample (Jensen
+    et al. 2006; the guarantee of Gandy & Kvaloy 2013, here exact rather than
+    bootstrapped): with two sides each bound takes ``(1 - confidence) / 2``
+    (Bonferroni; the two failures are disjoint, so the level is exact).
 
-    >>> up, down = tolerance_boundaries("bernoulli", 50, 1000, 0.0, max_relative_change=0.5)
+    ``z`` (a number) gives instead the normal approximation of releases
+    before 0.3, ``r +- z * se`` with ``r`` smoothed as ``(count + 0.5) / (n + 1)``,
+    which detectors restored from their checkpoints keep.
+
+    References
+    ----------
+    W. A. Jensen, L. A. Jones-Farmer, C. W. Champ and W. H. Woodall, "Effects of
+    parameter estimation on control chart properties: a literature review",
+    J. Quality Technology 38(4), 349-364, 2006.
+    A. Gandy and J. T. Kvaloy, "Guaranteed conditional performance of control
+    charts via bootstrap methods", Scand. J. Statistics 40(4), 647-668, 2013.
+
+    >>> up, down = tolerance_boundaries("bernoulli", 50, 1000, max_relative_change=0.5)
+    >>> round(up, 4), round(down, 4)
+    (0.0943, 0.0196)
+    >>> up, down = tolerance_boundaries("bernoulli", 50, 1000, z=0.0, max_relative_change=0.5)
     >>> round(up, 4), round(down, 4)
     (0.0757, 0.0252)
     """
-    n = ref_exposure
-    r = (ref_count + 0.5) / (n + 1.0)
-    var = r * (1.0 - r) if family == "bernoulli" else r
-    se = z * math.sqrt(var / (n + 1.0))
-    hi, lo = r + se, max(r - se, 0.0)
+    sides = (
+        2
+        if max_relative_change is not None
+        else ((max_increase is not None) + (max_decrease is not None))
+    )
+    if z is not None:
+        n = ref_exposure
+        r = (ref_count + 0.5) / (n + 1.0)
+        var = r * (1.0 - r) if family == "bernoulli" else r
+        se = z * math.sqrt(var / (n + 1.0))
+        hi, lo = r + se, max(r - se, 0.0)
+    else:
+        alpha = (1.0 - confidence) / max(sides, 1)
+        lo, hi = rate_confidence_bounds(family, float(ref_count), float(ref_exposure), alpha)
     if max_relative_change is not None:
         up: float | None = hi * (1.0 + max_relative_change)
         down: float | None = lo * (1.0 - max_relative_change)

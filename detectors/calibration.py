@@ -19,6 +19,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_SHIFTS",
+    "NEAR_BOUNDARY_SHIFTS",
     "Direction",
     "Family",
     "detector_arl0",
@@ -73,6 +74,10 @@ Direction = Literal["increase", "decrease"]
 #: Alternatives a rate detector tries, as multiples of the tolerance boundary rate (up) or
 #: divisors (down): the one definition of the grid, which the precomputed table covers.
 DEFAULT_SHIFTS: tuple[float, ...] = (1.2, 1.4, 1.7, 2.2, 3.0)
+#: The default grid with arms for violations just past the boundary (1.05 to 1.2 times it):
+#: adjacent arms at most a factor 2 apart in excess ``s - 1``. Not tabled yet, so each
+#: grid point is simulated on first use (about 30 s of one core; see docs/detectors.md).
+NEAR_BOUNDARY_SHIFTS: tuple[float, ...] = (1.05, 1.1, *DEFAULT_SHIFTS)
 
 #: Rates are calibrated on a log grid of this many points per decade (a cache key).
 _GRID_PER_DECADE = 6

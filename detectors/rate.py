@@ -31,9 +31,14 @@ class RateShiftDetector(Detector):
     (Lorden 1971), the large-shift arms would set it and slow the small ones.
 
     The baseline rate is estimated from the baseline's own stream
-    (:meth:`update_reference`). Its sampling error is allowed for by testing
-    against the boundary shifted outwards by ``z`` standard errors, so an
-    uncertain baseline delays an alarm rather than causing a false one.
+    (:meth:`update_reference`), so the false-alarm promise is made
+    *conditionally* on the baseline's sample: the boundaries tested are put
+    around exact one-sided confidence bounds of the baseline rate
+    (Clopper-Pearson, Garwood; :func:`detectors.boundary.tolerance_boundaries`),
+    so that with probability ``baseline_confidence`` over that sample they lie
+    at or beyond the true boundaries, where the in-control run length is at
+    least ``arl0`` (Jensen et al. 2006; Gandy & Kvaloy 2013). An uncertain
+    baseline delays an alarm rather than causing a false one.
 
     Each candidate observation is a pair (count, exposure): a Bernoulli trial
     is ``(x, 1)`` with ``x`` in {0, 1}; for a Poisson rate per inference an
@@ -58,13 +63,19 @@ class RateShiftDetector(Detector):
     max_relative_change
         Two-sided tolerance relative to the baseline rate (instead of the two above).
     shifts
-        Alternatives, as multiples (up) or divisors (down) of the boundary rate.
+        Alternatives, as multiples (up) or divisors (down) of the boundary rate
+        (:data:`~detectors.calibration.NEAR_BOUNDARY_SHIFTS` adds arms just past it).
     min_reference
         Baseline exposure needed before the test starts (``inconclusive`` until then).
     min_observations
         Candidate exposure needed before the state can be ``ok``.
+    baseline_confidence
+        Probability, over the baseline's sample, that the tested boundaries lie
+        at or beyond the true ones (split evenly between two sides).
     z
-        Standard errors by which the boundary is moved outwards for baseline uncertainty.
+        None (default), or the normal approximation of releases before 0.3: the
+        boundary moved out by ``z`` standard errors instead of to a confidence
+        bound (detectors restored from their checkpoints carry ``z = 2``).
 
     Examples
     --------
@@ -83,6 +94,11 @@ class RateShiftDetector(Detector):
     maximum of log-likelihood ratios; Theorem 2 for ARL0 >= exp(h)).
     D. Han, F. Tsung, X. Hu and K. Wang, "CUSUM and EWMA multi-charts for
     detecting a range of mean shifts", Statistica Sinica 17, 1139-1164, 2007.
+    W. A. Jensen, L. A. Jones-Farmer, C. W. Champ and W. H. Woodall, "Effects of
+    parameter estimation on control chart properties: a literature review",
+    J. Quality Technology 38(4), 349-364, 2006.
+    A. Gandy and J. T. Kvaloy, "Guaranteed conditional performance of control
+    charts via bootstrap methods", Scand. J. Statistics 40(4), 647-668, 2013.
     """
 
     state_keys: ClassVar[tuple[str, ...]] = (
@@ -107,6 +123,7 @@ class RateShiftDetector(Detector):
         "shifts",
         "min_reference",
         "min_observations",
+        "baseline_confidence",
         "z",
     )
 
@@ -122,7 +139,8 @@ class RateShiftDetector(Detector):
         shifts: Sequence[float] = DEFAULT_SHIFTS,
         min_reference: float = 1000.0,
         min_observations: float = 200.0,
-        z: float = 2.0,
+        baseline_confidence: float = 0.9,
+        z: float | None = None,
     ) -> None:
         if family not in ("bernoulli", "poisson"):
             raise ValueError(f"family must be 'bernoulli' or 'poisson', got {family!r}")
@@ -147,8 +165,10 @@ class RateShiftDetector(Detector):
                 raise ValueError(f"{name} must be > 0, got {value}")
         if not shifts or any(not s > 1 for s in shifts):
             raise ValueError(f"shifts must be a non-empty sequence of numbers > 1, got {shifts}")
-        if min_reference < 0 or min_observations < 0 or z < 0:
+        if min_reference < 0 or min_observations < 0 or (z is not None and z < 0):
             raise ValueError("min_reference, min_observations and z must be >= 0")
+        if not 0.5 <= baseline_confidence < 1:
+            raise ValueError(f"baseline_confidence must be in [0.5, 1), got {baseline_confidence}")
         self.family: Family = family
         self.h = float(h) if h is not None else None
         self.arl0 = float(arl0) if arl0 is not None else None
@@ -158,7 +178,8 @@ class RateShiftDetector(Detector):
         self.shifts = tuple(float(s) for s in shifts)
         self.min_reference = float(min_reference)
         self.min_observations = float(min_observations)
-        self.z = float(z)
+        self.baseline_confidence = float(baseline_confidence)
+        self.z = float(z) if z is not None else None
         self._ref_count = 0.0
         self._ref_exposure = 0.0
         self._count = 0.0
@@ -258,7 +279,8 @@ class RateShiftDetector(Detector):
                 self.family,
                 self._ref_count,
                 self._ref_exposure,
-                self.z,
+                confidence=self.baseline_confidence,
+                z=self.z,
                 max_increase=self.max_increase,
                 max_decrease=self.max_decrease,
                 max_relative_change=self.max_relative_change,

@@ -18,8 +18,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     WithJsonSchema,
+    model_serializer,
     model_validator,
 )
 
@@ -220,6 +222,10 @@ class Check(_Strict):
         return "critical" if self.action is Action.ROLLBACK else "warning"
 
 
+#: Default of ``false_alarm.baseline_confidence``.
+BASELINE_CONFIDENCE = 0.9
+
+
 class FalseAlarm(_Strict):
     """The false-alarm budget for one model: every check and segment together."""
 
@@ -229,6 +235,25 @@ class FalseAlarm(_Strict):
         allow_inf_nan=False,
         description="expected candidate inferences between false alarms",
     )
+    baseline_confidence: float = Field(
+        default=BASELINE_CONFIDENCE,
+        ge=0.5,
+        lt=1,
+        allow_inf_nan=False,
+        description=(
+            "rate checks: probability, over the baseline's sample, that arl0 holds although "
+            "the baseline's rate is estimated"
+        ),
+    )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left out at its default, so a policy that does not set it dumps (and digests, see
+        # monitor.state.policy_digest) as before the field existed: checkpoints still match.
+        data: dict[str, Any] = handler(self)
+        if self.baseline_confidence == BASELINE_CONFIDENCE:
+            data.pop("baseline_confidence", None)
+        return data
 
 
 class ModelPolicy(_Strict):

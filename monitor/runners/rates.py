@@ -149,6 +149,7 @@ class RateRunner(CheckRunner[RateShiftDetector, RateRecovery]):
             max_increase=tol.max_increase,
             max_decrease=tol.max_decrease,
             max_relative_change=tol.max_relative_change,
+            baseline_confidence=self.policy.false_alarm.baseline_confidence,
         )
         count, exposure = self._reference.get((check.name, stream), (0.0, 0.0))
         det.update_reference(count, exposure)

@@ -103,14 +103,22 @@ def _binned_checks(verdict: dict[str, Any]) -> set[str]:
     return {v["check"] for v in verdict["checks"] if v["metric"] == "score_distribution"}
 
 
+def _rate_checks(verdict: dict[str, Any]) -> set[str]:
+    rates = {"decision_rate", "action_rate", "false_negative_rate"}
+    return {v["check"] for v in verdict["checks"] if v["metric"] in rates}
+
+
 def test_the_restored_pipeline_goes_on_like_one_never_stopped() -> None:
     """Restored from the fixture and fed the rest of the stream, the pipeline ends as one
     that processed the whole stream without stopping; a checkpoint of this release is the
     same again, its score bins included.
 
     The fixture predates bins at the baseline's quantiles: its score check goes on with
-    the equal-width bins it started with, so only that check may differ from a run of
-    this release, and every other check and every alert must match exactly."""
+    the equal-width bins it started with. It also predates rate boundaries at exact
+    confidence bounds: its rate detectors go on with the normal-approximation boundary
+    (z = 2) and the thresholds they were calibrated with, so their statistics may differ
+    from a run of this release, but they fire on the same checks and segments. Every other
+    check and every alert of the other checks must match exactly."""
     checkpoint = open_sealed(FIXTURE.read_bytes(), KEY)
     messages = _messages(36_000)
     done = int(checkpoint.positions["file"][1])
@@ -140,8 +148,17 @@ def test_the_restored_pipeline_goes_on_like_one_never_stopped() -> None:
     assert current.verdicts.get(model, VERSION) == expected
 
     assert restored.ledger == unbroken.ledger and restored.ledger.late == 0
-    legacy = _binned_checks(expected)
-    assert legacy == {"score-drift"}
+    binned, rates = _binned_checks(expected), _rate_checks(expected)
+    assert binned == {"score-drift"}
+    assert {"deny-rate", "escalations", "refund-tool"} <= rates
+    legacy = binned | rates
+
+    def fired(alerts: list[AlertRecord]) -> list[tuple[str, str, str]]:
+        return sorted((a.check, json.dumps(a.segment), a.status) for a in alerts)
+
+    assert fired([a for a in restored_alerts if a.check in rates]) == fired(
+        [a for a in unbroken_alerts if a.check in rates]
+    )
     assert [a for a in restored_alerts if a.check not in legacy] == [
         a for a in unbroken_alerts if a.check not in legacy
     ]
@@ -156,6 +173,18 @@ def test_the_restored_pipeline_goes_on_like_one_never_stopped() -> None:
         if "bins" in runner
     ]
     assert layouts == ["equal-width"]
+
+    def rate_params(state: dict[str, Any]) -> dict[str, Any]:
+        return {
+            (item["check"], item["version"], json.dumps(item["stream"])): item["detector"]["params"]
+            for runner in state["models"][model]
+            for item in runner.get("statuses", [])
+            if item["detector"]["type"] == "RateShiftDetector"
+        }
+
+    in_fixture = rate_params(checkpoint.state)
+    now = rate_params(restored.state())
+    assert in_fixture and all(now[key]["z"] == 2.0 for key in in_fixture)
 
 
 def test_a_fixture_under_another_key_or_edited_is_refused() -> None:
