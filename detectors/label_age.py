@@ -129,9 +129,9 @@ class EqualAgeRateDetector(Detector):
         self._at: list[RateShiftDetector | None] = [None] * k
         self._ref_at = np.zeros((k, 2))  # baseline (count, exposure) per age
         self._cand_at = np.zeros((k, 2))  # candidate (count, exposure) per age
-        self._arrival = np.full(k, np.nan)  # latest F(age) estimate
+        self._arrival = np.full(k, -1.0)  # latest F(age) estimate (-1: none yet)
         self._complete = np.zeros(k)  # 1 where it rests on a full horizon of follow-up
-        self._scale = np.full(k, np.nan)  # F(age) the age's test started with
+        self._scale = np.zeros(k)  # F(age) the age's test started with (0: not started)
         self._fired = -1  # the age index that fired, k for the horizon, -1 for none
 
     def _rate_detector(self, scale: float) -> RateShiftDetector:
@@ -172,8 +172,9 @@ class EqualAgeRateDetector(Detector):
         follow-up are unseen): it may scale the tolerance of a breach (which it
         only delays) but not show an absolute tolerance met.
         """
-        self._arrival[k] = share
-        self._complete[k] = float(complete)
+        known = math.isfinite(share) and 0 < share <= 1
+        self._arrival[k] = share if known else -1.0
+        self._complete[k] = float(complete and known)
 
     def update_at(self, k: int, count: float, exposure: float) -> None:
         """Candidate data at age ``ages[k]``."""
@@ -304,8 +305,8 @@ class EqualAgeRateDetector(Detector):
             "detector_arl0": self.arl0 * (len(self.ages) + 1),
             "label_age_seconds": self.ages[k],
         }
-        share = float(self._scale[k]) if math.isfinite(self._scale[k]) else float(self._arrival[k])
-        if self.max_relative_change is None and math.isfinite(share):
+        share = float(self._scale[k]) if self._scale[k] > 0 else float(self._arrival[k])
+        if self.max_relative_change is None and share > 0:
             details["label_arrival"] = share
         return Evidence(
             x_c / n_c if n_c else math.nan,
