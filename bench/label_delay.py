@@ -12,8 +12,12 @@ no change (event time to the first `pass` verdict). The gate estimate of
 ``shiftwatch policy check --events-per-second`` is printed beside them.
 
     python bench/label_delay.py [--seeds 3] [--delays 1800,7200] [--horizon 28800]
+    python bench/label_delay.py --overhead [--repeats 5]
 
-Prints a Markdown table of medians over the seeds.
+Prints a Markdown table of medians over the seeds. ``--overhead`` instead
+times the pipeline over the demo's traffic (60,000 requests, the demo
+policy) with its default label ages and with ``label_ages_seconds: []``,
+alternating, and prints the median ratio of the two.
 """
 
 from __future__ import annotations
@@ -21,15 +25,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import time
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from monitor.demo.label_delay import LabelDelayTraffic
+from monitor.demo.simulator import Scenario, TrafficSimulator
 from monitor.gate_estimate import Traffic, check_estimate, format_duration
 from monitor.messages import Message
 from monitor.pipeline import Pipeline
-from monitor.policy import parse_policy
+from monitor.policy import load_policy, parse_policy
 from monitor.replay import LogDeadLetterSink
 
 CANARY_GOAL = 3 * 3600.0
@@ -95,12 +102,49 @@ def _side_by_side(traffic: LabelDelayTraffic, horizon: float, goal: str) -> list
     return reached
 
 
+def overhead(repeats: int) -> None:
+    """Pipeline time with the default label ages over time with none, on the demo's traffic."""
+    sim = TrafficSimulator(Scenario(seed=3, requests_per_second=300.0))
+    events: list[Any] = []
+    while sim.requests < 60_000:
+        events.extend(sim.next_batch(1000))
+    messages = [Message(json.dumps(e).encode(), "o", 0, i) for i, e in enumerate(events)]
+    base = load_policy(Path(__file__).resolve().parent.parent / "monitor/demo/policy.yaml")
+    model = base.models[0]
+    variants = {
+        "default ages": base,
+        "no ages": base.model_copy(
+            update={"models": [model.model_copy(update={"label_ages_seconds": []})]}
+        ),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, policy in variants.items():
+            pipeline = Pipeline(policy, dead_letters=LogDeadLetterSink(), quiet=True)
+            started = time.perf_counter()
+            for i in range(0, len(messages), 5000):
+                pipeline.process(messages[i : i + 5000])
+            seconds[name].append(time.perf_counter() - started)
+    ratios = [a / b for a, b in zip(seconds["default ages"], seconds["no ages"], strict=True)]
+    for name, values in seconds.items():
+        print(f"{name}: median {statistics.median(values):.2f} s over {len(messages):,} events")
+    print(
+        f"ratio default ages / no ages: median {statistics.median(ratios):.3f} "
+        f"(runs {', '.join(f'{r:.3f}' for r in ratios)})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--delays", default="1800,7200", help="mean label delays, seconds")
     parser.add_argument("--horizon", type=float, default=8 * 3600.0)
+    parser.add_argument("--overhead", action="store_true")
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    if args.overhead:
+        overhead(args.repeats)
+        return
     horizon = args.horizon
     print(
         "| mean label delay | scenario | equal-age (default ages) | horizon only | gate "
@@ -132,9 +176,12 @@ def main() -> None:
             )
             shown = estimate if goal == "pass" else "-"
             verdict = "pass" if early <= CANARY_GOAL else "fail"
+            end = f"> {format_duration(base.duration_seconds)} (run end)"
+            early_text = format_duration(early) if early < float("inf") else end
+            late_text = format_duration(late) if late < float("inf") else end
             print(
-                f"| {format_duration(delay)} | {scenario} | {format_duration(early)} | "
-                f"{format_duration(late)} | {shown} | {verdict} |",
+                f"| {format_duration(delay)} | {scenario} | {early_text} | "
+                f"{late_text} | {shown} | {verdict} |",
                 flush=True,
             )
 

@@ -35,14 +35,15 @@ MIXTURE_PRIOR = (0.5, 0.5)
 _STEPS = 60
 
 
-def _log_mixture(x: float, n: float, p: float) -> float:
-    """``log M_n(p)``: the mixture likelihood ratio against the share ``p``."""
-    a, b = MIXTURE_PRIOR
+def _log_mixture(x: float, n: float, p: float, log_mix: float) -> float:
+    """``log M_n(p)``: the mixture likelihood ratio against the share ``p``.
+
+    ``log_mix`` is ``log B(a + x, b + n - x) - log B(a, b)``, which does not depend on ``p``.
+    """
     if p <= 0.0:
         return 0.0 if x == 0 else math.inf
     if p >= 1.0:
         return 0.0 if x == n else math.inf
-    log_mix = float(betaln(a + x, b + n - x) - betaln(a, b))
     return log_mix - x * math.log(p) - (n - x) * math.log1p(-p)
 
 
@@ -63,18 +64,23 @@ def share_bounds(count: float, n: float, alpha: float) -> tuple[float, float]:
         raise ValueError(f"need 0 <= count <= n, got count={count}, n={n}")
     if n == 0:
         return 0.0, 1.0
+    a, b = MIXTURE_PRIOR
+    log_mix = float(betaln(a + count, b + n - count) - betaln(a, b))
     level = math.log(1.0 / alpha)
     mid = count / n
-    return _end(count, n, level, mid, 0.0), _end(count, n, level, mid, 1.0)
+    return (
+        _end(count, n, log_mix, level, mid, 0.0),
+        _end(count, n, log_mix, level, mid, 1.0),
+    )
 
 
-def _end(x: float, n: float, level: float, inside: float, outside: float) -> float:
+def _end(x: float, n: float, log_mix: float, level: float, inside: float, outside: float) -> float:
     """Where ``log M`` reaches ``level`` between ``inside`` (in the set) and ``outside``."""
-    if _log_mixture(x, n, outside) < level:
+    if _log_mixture(x, n, outside, log_mix) < level:
         return outside
     for _ in range(_STEPS):
         mid = 0.5 * (inside + outside)
-        if _log_mixture(x, n, mid) < level:
+        if _log_mixture(x, n, mid, log_mix) < level:
             inside = mid
         else:
             outside = mid

@@ -133,6 +133,8 @@ class EqualAgeRateDetector(Detector):
         self._complete = np.zeros(k)  # 1 where it rests on a full horizon of follow-up
         self._scale = np.zeros(k)  # F(age) the age's test started with (0: not started)
         self._fired = -1  # the age index that fired, k for the horizon, -1 for none
+        # inside_at per age, for the counts it was computed on (derived: not state).
+        self._inside: dict[int, tuple[tuple[float, ...], bool]] = {}
 
     def _rate_detector(self, scale: float) -> RateShiftDetector:
         """A rate test with this detector's share of the budget and the tolerance x ``scale``."""
@@ -204,6 +206,13 @@ class EqualAgeRateDetector(Detector):
     # -- "inside the tolerance" ---------------------------------------------------------
     def inside_at(self, k: int) -> bool:
         """Whether time-uniform bounds put the candidate inside its tolerance at age ``k``."""
+        key = (*self._ref_at[k], *self._cand_at[k], self._arrival[k], self._complete[k])
+        cached = self._inside.get(k)
+        if cached is None or cached[0] != key:
+            cached = self._inside[k] = (key, self._bounds_inside(k))
+        return cached[1]
+
+    def _bounds_inside(self, k: int) -> bool:
         (x_b, n_b), (x_c, n_c) = self._ref_at[k], self._cand_at[k]
         if x_b < self.min_labels or n_c < self.horizon.min_observations:
             return False

@@ -62,6 +62,7 @@ class Timeline:
 
     alerts: list[dict[str, object]] = field(default_factory=list)
     passed_at: datetime | None = None
+    pass_reasons: list[str] = field(default_factory=list)
     overall_states: set[str] = field(default_factory=set)
     verdicts: set[str] = field(default_factory=set)
 
@@ -84,6 +85,7 @@ def _run(traffic: LabelDelayTraffic, *, stop_on: str | None = None) -> Timeline:
         seen.overall_states |= {c["state"] for c in verdict["checks"] if c["segment"] == ""}
         if verdict["verdict"] == "pass" and seen.passed_at is None:
             seen.passed_at = datetime.fromisoformat(str(chunk[-1]["time"]))
+            seen.pass_reasons = [c["reason"] for c in verdict["checks"] if c["segment"] == ""]
         if (stop_on == "alert" and seen.alerts) or (stop_on == "pass" and seen.passed_at):
             break
     return seen
@@ -114,6 +116,7 @@ def test_an_unchanged_canary_passes_the_gate_before_it_ends() -> None:
     seen = _run(CANARY, stop_on="pass")
     assert seen.alerts == []
     assert seen.passed_at is not None and seen.passed_at < END
+    assert seen.pass_reasons[0].startswith("within tolerance at label age")
     assert seen.overall_states <= {"inconclusive", "ok"}
 
 
