@@ -111,6 +111,7 @@ class LabelArrival:
         #: Buckets followed up past the horizon, summed.
         self._complete = np.zeros(1 + self.grid.size)
         self._folded_below = -math.inf
+        self._labels = 0.0
 
     def _row(self, at: float) -> NDArray[np.float64] | None:
         b = math.floor(at / self.bucket_seconds)
@@ -138,6 +139,7 @@ class LabelArrival:
         if row is not None:
             k = int(np.searchsorted(self.grid, max(age, 0.0), side="left"))
             row[1 + k] += 1.0
+            self._labels += 1.0
 
     def cumulative(self, now: float) -> tuple[NDArray[np.float64], int]:
         """``C(g_k)`` on the grid at event time ``now``, and the last grid index with follow-up.
@@ -171,8 +173,7 @@ class LabelArrival:
 
     def labels(self) -> float:
         """Positive labels counted so far (within the horizon)."""
-        total = self._complete[1:].sum() + sum(float(r[1:].sum()) for r in self._rows.values())
-        return float(total)
+        return self._labels
 
     def fold(self, now: float) -> None:
         """Sum the buckets followed up past the horizon at ``now`` into one row.
@@ -206,3 +207,5 @@ class LabelArrival:
         index = np.asarray(state["index"], dtype=np.int64).tolist()
         self._rows = {int(b): row.copy() for b, row in zip(index, rows, strict=True)}
         self._folded_below = float(state["folded_below"])
+        rows_labels = sum(float(r[1:].sum()) for r in self._rows.values())
+        self._labels = float(self._complete[1:].sum()) + rows_labels

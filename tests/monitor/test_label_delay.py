@@ -127,3 +127,48 @@ def test_without_labels_the_check_never_says_ok() -> None:
     assert seen.alerts == []
     assert seen.overall_states == {"inconclusive"}
     assert seen.verdicts == {"inconclusive"}
+
+
+def test_a_checkpoint_mid_canary_continues_exactly() -> None:
+    """Sealed and restored halfway through a short canary (labels 2 min late, horizon
+    20 min, FN 20x in tier=rare), the pipeline raises the alerts and ends with the verdict
+    of one that never stopped."""
+    from monitor.envelope import Checkpoint, open_sealed, seal
+    from monitor.state import policy_digest, restore_pipeline
+
+    short = {**POLICY, "models": [{**POLICY["models"][0], "label_horizon_seconds": 1200}]}  # type: ignore[dict-item]
+    traffic = replace(
+        CANARY,
+        duration_seconds=1800.0,
+        label_delay_seconds=120.0,
+        baseline_lead_seconds=1200.0,
+        candidate_segment_fn_rate=0.2,
+    )
+    events = traffic.events()
+    messages = [Message(json.dumps(e).encode(), "t", 0, i) for i, e in enumerate(events)]
+    half = len(messages) // 2
+
+    def fresh() -> Pipeline:
+        return Pipeline(
+            parse_policy(short), dead_letters=LogDeadLetterSink(), clock="event", quiet=True
+        )
+
+    def feed(pipeline: Pipeline, start: int, stop: int) -> list[object]:
+        alerts: list[object] = []
+        for i in range(start, stop, 3000):
+            alerts += pipeline.process(messages[i : min(i + 3000, stop)]).alerts
+        return alerts
+
+    unbroken = fresh()
+    feed(unbroken, 0, half)
+    key = b"label delay test key"
+    sealed = seal(Checkpoint(policy_digest(unbroken.policy), unbroken.state(), {}), key)
+    restored = fresh()
+    restore_pipeline(restored, open_sealed(sealed, key).state)
+    restored.assigned(["t:0"])
+    later = feed(restored, half, len(messages))
+    assert later, "the scenario fires after the checkpoint"
+    assert later == feed(unbroken, half, len(messages))
+    assert restored.verdicts.get("fraud-scorer", "v7-int8") == unbroken.verdicts.get(
+        "fraud-scorer", "v7-int8"
+    )
