@@ -136,7 +136,7 @@ def test_a_checkpoint_mid_canary_continues_exactly() -> None:
     from monitor.envelope import Checkpoint, open_sealed, seal
     from monitor.state import policy_digest, restore_pipeline
 
-    short = {**POLICY, "models": [{**POLICY["models"][0], "label_horizon_seconds": 1200}]}  # type: ignore[dict-item]
+    short = {**POLICY, "models": [{**POLICY["models"][0], "label_horizon_seconds": 1200}]}
     traffic = replace(
         CANARY,
         duration_seconds=1800.0,
