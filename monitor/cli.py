@@ -233,6 +233,33 @@ def _add_policy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="base URL of a running shiftwatch's HTTP endpoint, e.g. http://127.0.0.1:9464: "
         "warn about models whose baseline drifts",
     )
+    check.add_argument(
+        "--events-per-second",
+        type=float,
+        metavar="N",
+        help="expected inferences per second of each model: print how long a rollout gate "
+        "needs before each check can be conclusive (docs/policy.md, 'How long a gate waits')",
+    )
+    check.add_argument(
+        "--candidate-share", type=float, default=0.5, help="candidate's share of traffic (0.5)"
+    )
+    check.add_argument(
+        "--negative-share",
+        type=float,
+        default=0.9,
+        help="share of decisions in negative_decisions (assumed 0.9)",
+    )
+    check.add_argument(
+        "--baseline-rate",
+        type=float,
+        default=0.01,
+        help="the baseline's false-negative rate (assumed 0.01)",
+    )
+    check.add_argument(
+        "--label-delay-seconds",
+        type=float,
+        help="mean delay of positive labels (assumed label_horizon_seconds / 10)",
+    )
     init = psub.add_parser(
         "init", help="write a commented starter policy from a sample of real events"
     )
@@ -252,11 +279,31 @@ def _cmd_policy(args: argparse.Namespace) -> int:
     except PolicyError as err:
         print(err, file=sys.stderr)
         return 1
+    traffic = None
+    if args.events_per_second is not None:
+        from monitor.gate_estimate import Traffic
+
+        try:
+            traffic = Traffic(
+                args.events_per_second,
+                args.candidate_share,
+                args.negative_share,
+                args.baseline_rate,
+                args.label_delay_seconds,
+            )
+        except ValueError as err:
+            print(f"{args.file}: {err}", file=sys.stderr)
+            return 2
     for m in policy.models:
         print(
             f"{args.file}: model {m.name}: baseline {m.baseline}, "
             f"{len(m.checks)} check(s), owner {m.owner}, arl0 {m.false_alarm.arl0:g}"
         )
+        if traffic is not None:
+            from monitor.gate_estimate import check_estimate
+
+            for c in m.checks:
+                print(f"  {c.name} ({c.metric.value}): conclusive {check_estimate(m, c, traffic)}")
     if args.events is not None:
         from monitor.policy_lint import lint
 

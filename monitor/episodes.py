@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, Literal, Protocol, TypeVar
 
-from detectors import Detector, Evidence, Recovery
+from detectors import Detector, EqualAgeRateDetector, Evidence, Recovery
 from monitor.alerts import AlertRecord, firing_record, resolved_record
 from monitor.baseline_drift import BaselineDrift
 from monitor.messages import SourcePosition
@@ -67,6 +67,11 @@ class CheckStatus(Generic[D, R]):
             return "candidate outside tolerance"
         if not det.ready:
             return "baseline has too little data"
+        if isinstance(det, EqualAgeRateDetector) and not det.horizon.conclusive:
+            age = det.inside_age
+            if age is None:
+                return "not yet shown inside the tolerance at any label age (labels to come)"
+            return f"within tolerance at label age {age:g} s"
         if not det.conclusive:
             return "candidate has too little data"
         return "within tolerance"

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -65,6 +66,11 @@ class Metric(StrEnum):
     NOVEL_TOOL = "novel_tool"
     LATENCY = "latency"
 
+
+#: Label ages judged by default: the horizon divided by these (1 h and 9 h of 3 days).
+DEFAULT_AGE_DIVISORS = (72.0, 8.0)
+#: At most this many label ages per model (each one takes a share of the false-alarm budget).
+MAX_LABEL_AGES = 4
 
 RATE_METRICS = frozenset({Metric.DECISION_RATE, Metric.FALSE_NEGATIVE_RATE, Metric.ACTION_RATE})
 DISTANCE_METRICS = frozenset({Metric.SCORE_DISTRIBUTION, Metric.TOOL_DISTRIBUTION, Metric.LATENCY})
@@ -286,7 +292,37 @@ class ModelPolicy(_Strict):
             "still to come do not make a fresh candidate look better than it is"
         ),
     )
+    label_ages_seconds: list[float] | None = Field(
+        default=None,
+        max_length=MAX_LABEL_AGES,
+        description=(
+            "false_negative_rate is also judged at these label ages (seconds, each below "
+            "label_horizon_seconds), comparing candidate and baseline decisions at the same "
+            "age; null: horizon/72 and horizon/8; []: at the horizon only"
+        ),
+    )
     checks: list[Check] = Field(min_length=1)
+
+    @property
+    def label_ages(self) -> tuple[float, ...]:
+        """The label ages at which false-negative rates are judged before the horizon."""
+        if self.label_ages_seconds is None:
+            return tuple(self.label_horizon_seconds / d for d in DEFAULT_AGE_DIVISORS)
+        return tuple(sorted(self.label_ages_seconds))
+
+    @model_validator(mode="after")
+    def _ages_below_horizon(self) -> Self:
+        ages = self.label_ages_seconds or []
+        horizon = self.label_horizon_seconds
+        bad = [a for a in ages if not (math.isfinite(a) and 0 < a < horizon)]
+        if bad:
+            raise ValueError(
+                f"label_ages_seconds: {bad} not in (0, label_horizon_seconds={horizon:g}); "
+                "give ages below the horizon, or [] to judge at the horizon only"
+            )
+        if len(set(ages)) != len(ages):
+            raise ValueError("label_ages_seconds: repeated age; list each age once")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

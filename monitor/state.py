@@ -110,8 +110,18 @@ _LEGACY_TABLE = "checkpoint"
 
 
 def policy_digest(policy: Policy) -> str:
-    """A short digest of the policy a checkpoint was written under."""
-    return hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:16]
+    """A short digest of the policy a checkpoint was written under.
+
+    ``label_ages_seconds`` came after checkpoint format 2: left unset it is left
+    out, so a checkpoint of 0.2.0 still matches the policy it was written under.
+    """
+    unset = {
+        i: {"label_ages_seconds"}
+        for i, m in enumerate(policy.models)
+        if m.label_ages_seconds is None
+    }
+    dump = policy.model_dump_json(exclude={"models": unset} if unset else None)
+    return hashlib.sha256(dump.encode()).hexdigest()[:16]
 
 
 class StateMismatch(Exception):

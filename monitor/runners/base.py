@@ -135,6 +135,10 @@ class CheckRunner(ABC, Generic[D, R]):
     @abstractmethod
     def _restore_recovery(self, detector: D, state: dict[str, Any]) -> R: ...
 
+    def _restore_detector(self, check: Check, snapshot: dict[str, Any]) -> D:
+        """A status's detector from its checkpoint (a runner may migrate older snapshots)."""
+        return self.detector_type.from_state(snapshot)
+
     def state(self) -> dict[str, Any]:
         """Plain data: every status (detector state, firing record, episode) and the buckets."""
         statuses = []
@@ -159,7 +163,7 @@ class CheckRunner(ABC, Generic[D, R]):
         for item in state["statuses"]:
             check = checks[item["check"]]
             stream = decode_stream(item["stream"])
-            detector = self.detector_type.from_state(item["detector"])
+            detector = self._restore_detector(check, item["detector"])
             status: CheckStatus[D, R] = CheckStatus(
                 check, str(item["version"]), stream, detector, episode=int(item["episode"])
             )

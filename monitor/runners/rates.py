@@ -10,14 +10,17 @@ stream), fed one (count, exposure) pair per released bucket:
   their inference's bucket and released after the action window;
 - ``false_negative_rate``: negative decisions later labelled positive over
   negative decisions (Bernoulli), released after ``label_horizon_seconds``
-  (censoring: a decision is only judged once its label had time to come).
+  (censoring: a decision is only judged once its label had time to come),
+  and, before that, at each of the policy's label ages
+  (:mod:`monitor.runners.label_ages`), candidate and baseline compared at
+  the same age by an :class:`~detectors.EqualAgeRateDetector`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from detectors import RateRecovery, RateShiftDetector
+from detectors import EqualAgeRateDetector, RateRecovery, RateShiftDetector
 from detectors.calibration import Family
 from monitor.buckets import Buckets, Row
 from monitor.episodes import CheckStatus, Episodes
@@ -26,9 +29,13 @@ from monitor.messages import SourcePosition
 from monitor.policy import Check, Metric, ModelPolicy
 from monitor.router import ModelWork
 from monitor.runners.base import CheckRunner, Locate
+from monitor.runners.label_ages import AgeRelease, LabelAges
 from monitor.streams import Stream, decode_stream, encode_stream
 
-__all__ = ["RateRunner"]
+__all__ = ["RateDetector", "RateRunner"]
+
+#: A rate check's detector: false-negative checks judge at label ages too.
+RateDetector = RateShiftDetector | EqualAgeRateDetector
 
 #: Labels per FN bucket width: the horizon is cut into this many buckets.
 _FN_BUCKETS = 64
@@ -41,7 +48,7 @@ def matches(action: ActionEvent, where: dict[str, str | bool]) -> bool:
     return all(getattr(action, k, None) == v for k, v in where.items())
 
 
-class RateRunner(CheckRunner[RateShiftDetector, RateRecovery]):
+class RateRunner(CheckRunner[RateDetector, RateRecovery]):
     """Runs the rate checks of one model (see the module docstring)."""
 
     detector_type = RateShiftDetector
@@ -70,6 +77,7 @@ class RateRunner(CheckRunner[RateShiftDetector, RateRecovery]):
         self.fn_buckets = Buckets(
             len(self._fn), horizon, bucket_seconds=max(1.0, horizon / _FN_BUCKETS)
         )
+        self.label_ages = LabelAges(policy, len(self._fn))
         self._positive = frozenset(policy.positive_labels)
         #: The baseline's (count, exposure) per (check, stream), to prime new detectors.
         self._reference: dict[tuple[str, Stream], list[float]] = {}
@@ -84,8 +92,10 @@ class RateRunner(CheckRunner[RateShiftDetector, RateRecovery]):
                 cols = [j for j, wanted in self._decision_cols if wanted == decision]
                 if not buckets.add(version, streams, at, 1.0, cols):
                     inference.late = True
-            if fn and inference.negative and not fn_buckets.add(version, streams, at, 1.0):
-                inference.late = True
+            if fn and inference.negative:
+                final = fn_buckets.add(version, streams, at, 1.0)
+                if not (self.label_ages.add_decision(inference) and final):
+                    inference.late = True
         if self._action_cols:
             for action in work.actions:
                 cols = [j for j, where in self._action_cols if matches(action.event, where)]
@@ -96,16 +106,46 @@ class RateRunner(CheckRunner[RateShiftDetector, RateRecovery]):
             for outcome in work.outcomes:
                 if not (outcome.negative and outcome.event.label in self._positive):
                     continue
-                if not fn_buckets.add(outcome.version, outcome.streams, outcome.at, 0.0, every):
+                final = fn_buckets.add(outcome.version, outcome.streams, outcome.at, 0.0, every)
+                if not (self.label_ages.add_label(outcome, every) and final):
                     outcome.late = True
 
     def release(self, watermark: float, locate: Locate) -> None:
+        if self._fn:
+            for release in self.label_ages.release(watermark):
+                self._judge_age(release, locate(release[2]))
         for buckets, checks in ((self.buckets, self._short), (self.fn_buckets, self._fn)):
             if not checks:
                 continue
             for index, rows in buckets.release(watermark):
                 final = buckets.final_at(index)
                 self._judge_bucket(checks, rows, final, locate(final))
+
+    def _judge_age(self, release: AgeRelease, source: SourcePosition | None) -> None:
+        """Judge one bucket of decisions at one label age, the baseline's rows first."""
+        k, rows, end, share, complete = release
+        ages = self.label_ages
+        for (version, stream), row in rows.items():
+            if version != self.baseline:
+                continue
+            for j, check in enumerate(self._fn):
+                ages.add_reference(check.name, stream, k, row[1 + j], row[0])
+                for status in self.watching(check, stream):
+                    if isinstance(status.detector, EqualAgeRateDetector):
+                        status.detector.update_reference_at(k, row[1 + j], row[0])
+        for (version, stream), row in rows.items():
+            if version == self.baseline:
+                continue
+            for j, check in enumerate(self._fn):
+                status = self.status(check, version, stream)
+                det = status.detector
+                if not isinstance(det, EqualAgeRateDetector):
+                    continue
+                det.set_arrival(k, share, complete=complete)
+                det.update_at(k, row[1 + j], row[0])
+                if status.recovery is not None and det.fired_index == k:
+                    status.recovery.add(row[1 + j], row[0])
+                self.judge(status, end, source)
 
     def _judge_bucket(
         self,
@@ -135,36 +175,70 @@ class RateRunner(CheckRunner[RateShiftDetector, RateRecovery]):
             for j, check in enumerate(checks):
                 status = self.status(check, version, stream)
                 count = row[1 + j]
-                status.detector.update((count, exposure))
-                if status.recovery is not None:
+                det = status.detector
+                det.update((count, exposure))
+                if status.recovery is not None and _fired_at_horizon(det):
                     status.recovery.add(count, exposure)
                 self.judge(status, end, source)
 
-    def new_detector(self, check: Check, stream: Stream) -> RateShiftDetector:
+    def new_detector(self, check: Check, stream: Stream) -> RateDetector:
         tol = check.tolerance
-        family: Family = "poisson" if check.metric is Metric.ACTION_RATE else "bernoulli"
-        det = RateShiftDetector(
-            family,
-            arl0=self.detector_arl0,
-            max_increase=tol.max_increase,
-            max_decrease=tol.max_decrease,
-            max_relative_change=tol.max_relative_change,
-            baseline_confidence=self.policy.false_alarm.baseline_confidence,
-        )
+        det: RateDetector
+        if check.metric is Metric.FALSE_NEGATIVE_RATE:
+            det = EqualAgeRateDetector(
+                self.label_ages.ages,
+                arl0=self.detector_arl0,
+                max_increase=tol.max_increase,
+                max_decrease=tol.max_decrease,
+                max_relative_change=tol.max_relative_change,
+                baseline_confidence=self.policy.false_alarm.baseline_confidence,
+            )
+            for k in range(len(self.label_ages.ages)):
+                ref = self.label_ages.reference.get((check.name, stream, k))
+                if ref is not None:
+                    det.update_reference_at(k, ref[0], ref[1])
+        else:
+            family: Family = "poisson" if check.metric is Metric.ACTION_RATE else "bernoulli"
+            det = RateShiftDetector(
+                family,
+                arl0=self.detector_arl0,
+                max_increase=tol.max_increase,
+                max_decrease=tol.max_decrease,
+                max_relative_change=tol.max_relative_change,
+                baseline_confidence=self.policy.false_alarm.baseline_confidence,
+            )
         count, exposure = self._reference.get((check.name, stream), (0.0, 0.0))
         det.update_reference(count, exposure)
         return det
 
-    def recovery(self, status: CheckStatus[RateShiftDetector, RateRecovery]) -> RateRecovery:
-        return RateRecovery(status.detector)
+    def _restore_detector(self, check: Check, snapshot: dict[str, Any]) -> RateDetector:
+        if check.metric is not Metric.FALSE_NEGATIVE_RATE:
+            return RateShiftDetector.from_state(snapshot)
+        if snapshot.get("type") == RateShiftDetector.__name__:
+            # A checkpoint of 0.2.0: its horizon test goes on, the ages start afresh.
+            horizon = RateShiftDetector.from_state(snapshot)
+            tol = check.tolerance
+            return EqualAgeRateDetector.around(
+                horizon,
+                self.label_ages.ages,
+                arl0=self.detector_arl0,
+                max_increase=tol.max_increase,
+                max_decrease=tol.max_decrease,
+                max_relative_change=tol.max_relative_change,
+            )
+        return EqualAgeRateDetector.from_state(snapshot)
 
-    def _restore_recovery(self, detector: RateShiftDetector, state: dict[str, Any]) -> RateRecovery:
-        return RateRecovery.from_state(detector, state)
+    def recovery(self, status: CheckStatus[RateDetector, RateRecovery]) -> RateRecovery:
+        return RateRecovery(_tested(status.detector))
+
+    def _restore_recovery(self, detector: RateDetector, state: dict[str, Any]) -> RateRecovery:
+        return RateRecovery.from_state(_tested(detector), state)
 
     def _buckets_state(self) -> dict[str, Any]:
         return {
             "buckets": self.buckets.state(),
             "fn_buckets": self.fn_buckets.state(),
+            "label_ages": self.label_ages.state(),
             "reference": [
                 [check, *encode_stream(stream), *totals]
                 for (check, stream), totals in self._reference.items()
@@ -174,7 +248,18 @@ class RateRunner(CheckRunner[RateShiftDetector, RateRecovery]):
     def _restore_buckets(self, state: dict[str, Any]) -> None:
         self.buckets.restore(state["buckets"])
         self.fn_buckets.restore(state["fn_buckets"])
+        self.label_ages.restore(state.get("label_ages"))
         self._reference = {
             (str(item[0]), decode_stream(item[1:-2])): [float(item[-2]), float(item[-1])]
             for item in state["reference"]
         }
+
+
+def _tested(det: RateDetector) -> RateShiftDetector:
+    """The rate test whose boundaries end a breach: for label ages, the one that fired."""
+    return det.fired_detector if isinstance(det, EqualAgeRateDetector) else det
+
+
+def _fired_at_horizon(det: RateDetector) -> bool:
+    """Whether horizon data go to the recovery test (not when an age's test fired)."""
+    return not isinstance(det, EqualAgeRateDetector) or det.fired_index == len(det.ages)

@@ -9,7 +9,13 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from detectors import Detector, DistributionShiftDetector, NovelToolDetector, RateShiftDetector
+from detectors import (
+    Detector,
+    DistributionShiftDetector,
+    EqualAgeRateDetector,
+    NovelToolDetector,
+    RateShiftDetector,
+)
 
 #: Every detector with a factory making a valid instance, a baseline feeder and candidate data.
 FACTORIES: dict[str, Callable[[], Detector]] = {
@@ -18,6 +24,7 @@ FACTORIES: dict[str, Callable[[], Detector]] = {
     "novel-tool": lambda: NovelToolDetector(min_reference=50),
     "distribution-ks": lambda: DistributionShiftDetector("ks", 0.1, 20, 1e6),
     "distribution-tv": lambda: DistributionShiftDetector("tv", 0.05, 8, 1e6),
+    "equal-age": lambda: EqualAgeRateDetector([3600.0], arl0=1e4, max_relative_change=0.25),
 }
 
 
@@ -26,6 +33,12 @@ def _feed(det: Detector, seed: int) -> None:
     if isinstance(det, RateShiftDetector):
         det.update_reference(count=800, exposure=10_000)
         det.update_many(rng.random(3_000) < 0.16)
+    elif isinstance(det, EqualAgeRateDetector):
+        det.update_reference(count=800, exposure=10_000)
+        det.update_reference_at(0, count=800, exposure=10_000)
+        for x in (rng.random(3_000) < 0.16).reshape(-1, 100).sum(axis=1).tolist():
+            det.update_at(0, x, 100)
+        det.update_many(rng.random(300) < 0.08)
     elif isinstance(det, DistributionShiftDetector):
         det.update_reference(rng.integers(0, det.n_bins, 1_000))
         det.update_many(rng.integers(0, det.n_bins // 2, 1_000))

@@ -27,6 +27,7 @@ models:
     false_alarm: {{arl0: 1000000}}
     action_window_seconds: 5
     label_horizon_seconds: {horizon}
+    label_ages_seconds: {ages}
     checks:
       - {{name: fn-proxy, metric: false_negative_rate, tolerance: {{max_increase: 0.002}},
          action: rollback}}
@@ -37,9 +38,11 @@ models:
 """
 
 
-def _run(tmp: Path, scenario: Scenario, requests: int, horizon: float) -> list[dict[str, object]]:
+def _run(
+    tmp: Path, scenario: Scenario, requests: int, horizon: float, ages: str = "null"
+) -> list[dict[str, object]]:
     events, policy, alerts = tmp / "events.jsonl", tmp / "policy.yaml", tmp / "alerts.jsonl"
-    policy.write_text(POLICY.format(horizon=horizon))
+    policy.write_text(POLICY.format(horizon=horizon, ages=ages))
     write_jsonl(events, scenario, requests)
     ledger = replay(events, load_policy(policy), alerts_out=alerts, show_progress=False)
     assert ledger.balanced() and ledger.dead_lettered == 0
@@ -73,9 +76,13 @@ def test_false_negative_increase_confined_to_a_five_percent_segment(tmp_path: Pa
     assert not [a for a in alerts if a["check"] != "fn-proxy"]
 
 
-@pytest.mark.parametrize("factor", [1.0, 10.0])
-def test_false_negatives_whose_labels_arrive_days_late(tmp_path: Path, factor: float) -> None:
-    """Labels a day late on average: the increase is found after the horizon; none if identical."""
+@pytest.mark.parametrize(("factor", "ages"), [(1.0, "null"), (10.0, "[]"), (10.0, "null")])
+def test_false_negatives_whose_labels_arrive_days_late(
+    tmp_path: Path, factor: float, ages: str
+) -> None:
+    """Labels a day late on average: judged at the horizon only (``label_ages_seconds: []``)
+    the increase is found after the horizon; judged also at the default label ages
+    (horizon / 72 and horizon / 8) it is found before; nothing fires if identical."""
     scenario = replace(
         Scenario.identical(seed=52, requests_per_second=0.5),
         fn_segment_factor=factor,
@@ -83,15 +90,25 @@ def test_false_negatives_whose_labels_arrive_days_late(tmp_path: Path, factor: f
         label_delay_days=1.0,
     )
     horizon = 5 * 86400.0
-    alerts = _run(tmp_path, scenario, 400_000 if factor > 1 else 200_000, horizon=horizon)
+    requests = 400_000 if factor > 1 else 200_000
+    alerts = _run(tmp_path, scenario, requests, horizon=horizon, ages=ages)
     fn = [a for a in alerts if a["check"] == "fn-proxy"]
     if factor == 1.0:
         assert alerts == []
         return
     assert [a["segment"] for a in fn] == [{"lang": "ga"}]
     fired = datetime.fromisoformat(str(fn[0]["event_time"]))
-    # Only negatives older than the horizon are judged: nothing can fire before it has passed.
-    assert (fired - scenario.start).total_seconds() >= horizon
+    after = (fired - scenario.start).total_seconds()
+    evidence = fn[0]["evidence"]
+    assert isinstance(evidence, dict)
+    if ages == "[]":
+        # Only negatives older than the horizon are judged: nothing can fire before it has passed.
+        assert after >= horizon
+        assert "label_age_seconds" not in evidence
+    else:
+        # Judged at label age horizon / 8 (15 h), candidate and baseline censored alike.
+        assert after < horizon
+        assert evidence["label_age_seconds"] == horizon / 8
 
 
 def _demo_policy_replay(tmp: Path, scenario: Scenario, requests: int) -> list[dict[str, object]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -825,3 +826,37 @@ def test_owner_may_be_an_email_address(owner: str) -> None:
 def test_owner_that_is_neither_a_name_nor_an_email_is_refused(owner: str) -> None:
     problems = problems_after(lambda raw: model_of(raw).update(owner=owner))
     assert [f for f, _, _ in problems] == ["models[fraud-scorer].owner"]
+
+
+# --- label ages -----------------------------------------------------------------------------------
+
+
+def test_label_ages_default_to_fractions_of_the_horizon() -> None:
+    """Unset, the ages are horizon / 72 and horizon / 8 (1 h and 9 h of the default 3 days)."""
+    model = parse_policy(raw_policy()).models[0]
+    assert model.label_ages_seconds is None
+    assert model.label_ages == (3600.0, 32400.0)
+
+
+@pytest.mark.parametrize(
+    ("ages", "message"),
+    [
+        ([0.0], "not in (0, label_horizon_seconds"),
+        ([259200.0], "not in (0, label_horizon_seconds"),
+        ([3600.0, 3600.0], "repeated age"),
+        ([1.0, 2.0, 3.0, 4.0, 5.0], "at most 4"),
+    ],
+)
+def test_label_ages_are_checked_against_the_horizon(ages: list[float], message: str) -> None:
+    """An age at or beyond the horizon, a repeated age or too many ages are refused."""
+    raw = raw_policy()
+    model_of(raw)["label_ages_seconds"] = ages
+    with pytest.raises(PolicyError, match=re.escape(message)):
+        parse_policy(raw)
+
+
+def test_no_label_ages_judges_at_the_horizon_only() -> None:
+    """``label_ages_seconds: []`` leaves the horizon as the only judgement."""
+    raw = raw_policy()
+    model_of(raw)["label_ages_seconds"] = []
+    assert parse_policy(raw).models[0].label_ages == ()
