@@ -193,6 +193,15 @@ class LimitsSettings(BaseModel):
             "still count (bounded out-of-orderness); judging waits this much longer"
         ),
     )
+    stale_after_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        le=30 * 86400,
+        description=(
+            "event-time seconds a candidate's newest inference may trail its model's newest "
+            "before the candidate is exported as stale (it stopped getting traffic)"
+        ),
+    )
 
 
 class AlertingSettings(BaseModel):
