@@ -109,6 +109,19 @@ class Metrics:
             ["model", "version", "kind"],
             registry=r,
         )
+        self.latency_seconds = Counter(
+            "shiftwatch_inference_latency_seconds",
+            "Serving latency (the inferences' latency_ms) summed per model and version; "
+            "with shiftwatch_inference_latency_observations_total, the mean latency.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.latency_observations = Counter(
+            "shiftwatch_inference_latency_observations",
+            "Inferences that reported a latency_ms, per model and version.",
+            ["model", "version"],
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "shiftwatch_batch_processing_seconds",
             "Time to process one polled batch.",
@@ -167,6 +180,8 @@ class Metrics:
             self.consumed.labels(kind)
             self.processed.labels(kind)
             self.duplicates.labels(kind)
+            self.unjoined.labels(kind)
+            self.unmonitored.labels(kind)
         #: Check states and verdicts, computed at scrape time from the published board.
         self.verdicts = VerdictBoard()
         r.register(ChecksCollector(self.verdicts))

@@ -152,6 +152,8 @@ class Pipeline:
         self._last: SourcePosition | None = None
         self._declare = declare
         for model in self.models.values():
+            for kind in ("inference", "action", "outcome"):  # zero until the first late one
+                self.metrics.late.labels(model.policy.name, kind)
             if declare:
                 self._publish(model, set(model.policy.candidates or ()))
             if not quiet:
@@ -340,16 +342,22 @@ class Pipeline:
         for name, work in routed.work.items():
             counts: Counter[tuple[str, str]] = Counter()
             newest: dict[str, tuple[float, bool]] = {}
+            latency: dict[str, list[float]] = {}
             for row in work.inferences:
                 counts[(row.version, "inference")] += 1
                 if row.at > newest.get(row.version, (-math.inf, False))[0]:
                     newest[row.version] = (row.at, row.baseline)
+                if row.event.latency_ms is not None:
+                    latency.setdefault(row.version, []).append(row.event.latency_ms)
             counts.update((row.version, "action") for row in work.actions)
             counts.update((row.version, "outcome") for row in work.outcomes)
             for (version, kind), n in counts.items():
                 m.model_events.labels(name, version, kind).inc(n)
             for version, (at, baseline) in newest.items():
                 m.freshness.observe(name, version, at, baseline=baseline)
+            for version, values in latency.items():
+                m.latency_seconds.labels(name, version).inc(math.fsum(values) / 1000.0)
+                m.latency_observations.labels(name, version).inc(len(values))
 
     def _publish(self, model: ModelRunners, versions: set[str]) -> None:
         """Publish the verdicts of these candidates (once per batch, for those touched)."""
