@@ -193,6 +193,15 @@ class LimitsSettings(BaseModel):
             "still count (bounded out-of-orderness); judging waits this much longer"
         ),
     )
+    stale_after_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        le=30 * 86400,
+        description=(
+            "event-time seconds a candidate's newest inference may trail its model's newest "
+            "before the candidate is exported as stale (it stopped getting traffic)"
+        ),
+    )
 
 
 class AlertingSettings(BaseModel):
@@ -208,6 +217,13 @@ class AlertingSettings(BaseModel):
         default_factory=list, description="Alertmanager base URLs (every replica of an HA set)"
     )
     alertmanager_resend_seconds: float = Field(default=60.0, gt=0)
+    generator_base_url: str | None = Field(
+        default=None,
+        description=(
+            "shiftwatch's HTTP address as Alertmanager's users reach it; each alert's "
+            "generatorURL is that candidate's /verdict under it"
+        ),
+    )
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     webhook_secret_file: Path | None = None
@@ -216,7 +232,8 @@ class AlertingSettings(BaseModel):
 
     @model_validator(mode="after")
     def _secret_for_webhook(self) -> AlertingSettings:
-        for url in [*self.alertmanager_urls, *([self.webhook_url] if self.webhook_url else [])]:
+        given = [self.webhook_url, self.generator_base_url]
+        for url in [*self.alertmanager_urls, *(u for u in given if u)]:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"{url!r} is not an http:// or https:// URL")
         if self.webhook_url and self.webhook_secret is None and self.webhook_secret_file is None:

@@ -13,6 +13,7 @@ import hmac
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from datetime import datetime
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from monitor import alert_text
 from monitor.alerts import AlertRecord, JsonlAlertSink
 from monitor.config import KafkaSettings
 
@@ -73,10 +75,14 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Non
 class AlertmanagerDelivery:
     """Posts to Alertmanager's v2 API (``POST /api/v2/alerts``), to every URL given.
 
-    Labels identify the breach (``alertname``, ``severity``, ``model``,
+    Labels identify the breach (``alertname``, ``severity``, ``owner``, ``model``,
     ``version``, ``check``, ``segment``, ``metric``, ``action``,
     ``alert_id``); annotations explain it (``summary``, ``description``,
-    ``runbook_url``, owner, controls, rollback target). A firing alert is
+    ``runbook_url``, controls, rollback target), in sentences
+    (:mod:`monitor.alert_text`). ``owner`` is a label too, for routing to the
+    owning team. ``generatorURL`` is the candidate's ``/verdict`` under
+    ``generator_base_url`` (the monitor's address as Alertmanager's users reach
+    it), when one is given. A firing alert is
     sent again every ``resend_seconds`` with ``endsAt`` a few intervals ahead,
     as Prometheus does, so Alertmanager keeps it active while it fires and
     lets it expire if shiftwatch disappears; the resolved record sets
@@ -92,10 +98,12 @@ class AlertmanagerDelivery:
         resend_seconds: float = 60.0,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        generator_base_url: str | None = None,
     ) -> None:
         if not urls:
             raise ValueError("AlertmanagerDelivery needs at least one Alertmanager URL")
         self.urls = [u.rstrip("/") for u in urls]
+        self.generator_base_url = generator_base_url.rstrip("/") if generator_base_url else None
         self.resend_seconds: float | None = resend_seconds
         self.timeout = timeout
         self._clock = clock
@@ -103,10 +111,10 @@ class AlertmanagerDelivery:
     def payload(self, alert: AlertRecord) -> list[dict[str, Any]]:
         """The JSON body: a list with one alert in Alertmanager's v2 format."""
         segment = ",".join(f"{k}={v}" for k, v in sorted(alert.segment.items()))
-        where = f" in segment {segment}" if segment else ""
         labels = {
             "alertname": "ShiftwatchRollback" if alert.action == "rollback" else "ShiftwatchBreach",
             "severity": alert.severity,
+            "owner": alert.owner,
             "model": alert.model,
             "version": alert.version,
             "check": alert.check,
@@ -116,12 +124,9 @@ class AlertmanagerDelivery:
             "alert_id": alert.alert_id,
         }
         annotations = {
-            "summary": (
-                f"{alert.model} {alert.version}: check {alert.check} ({alert.metric}) is outside "
-                f"its tolerance{where}; action {alert.action}, roll back to {alert.rollback_to}"
-            ),
-            "description": _describe(alert),
-            "owner": alert.owner,
+            "summary": alert_text.summary(alert),
+            "description": alert_text.description(alert),
+            "owner": alert.owner,  # kept from before it was a label, for existing templates
             "controls": ", ".join(alert.controls),
             "rollback_to": alert.rollback_to,
         }
@@ -132,6 +137,9 @@ class AlertmanagerDelivery:
             "annotations": annotations,
             "startsAt": alert.fired_at,
         }
+        if self.generator_base_url:
+            query = urllib.parse.urlencode({"model": alert.model, "version": alert.version})
+            item["generatorURL"] = f"{self.generator_base_url}/verdict?{query}"
         # Alertmanager refuses endsAt before startsAt: event-time stamps (a replay) may be
         # in the past or, on a skewed clock, in the future.
         starts = datetime.fromisoformat(alert.fired_at).timestamp()
@@ -155,22 +163,6 @@ class AlertmanagerDelivery:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts).astimezone().isoformat()
-
-
-def _describe(alert: AlertRecord) -> str:
-    ev = alert.evidence
-    parts = [
-        f"observed {alert.observed!r} against reference {alert.reference!r} "
-        f"(tolerance {alert.tolerance})",
-        f"evidence statistic {ev.get('statistic')!r} > threshold {ev.get('threshold')!r}",
-    ]
-    seen = ev.get("events_seen")
-    if seen:
-        parts.append(f"events seen {seen}")
-    if "tool" in ev:
-        parts.append(f"tool {ev['tool']!r}")
-    parts.append(f"first crossed at event time {alert.event_time}; owner {alert.owner}")
-    return "; ".join(parts)
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:

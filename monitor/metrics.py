@@ -6,23 +6,41 @@ those assigned, and segment values are capped by the router's
 :class:`~monitor.router.SegmentFolder`. Counters are updated once per batch,
 with label children cached; the check and verdict gauges are computed at
 scrape time by :class:`ChecksCollector` from the published verdicts, and so are the
-baseline's own drift per (model, check) (:mod:`monitor.baseline_drift`).
+baseline's own drift per (model, check) (:mod:`monitor.baseline_drift`), and
+the freshness of each watched version (:mod:`monitor.freshness`). Versions in
+labels are bounded too: the baseline and the listed candidates, or at most
+:data:`monitor.router.MAX_CANDIDATES` of them when the policy lists none.
+
+No ``_created`` series are exported: prometheus_client only has a
+process-wide switch for them, turned off when :class:`Metrics` is built.
 """
 
 from __future__ import annotations
 
 import math
+import platform
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitor.baseline_drift import HOLD_SECONDS, watched
+from monitor.envelope import code_version
 from monitor.events import KINDS
+from monitor.freshness import Freshness
 from monitor.verdict import NO_BASELINE_DRIFT, VerdictBoard
 
-__all__ = ["CHECK_STATES", "ChecksCollector", "Metrics"]
+__all__ = ["CHECK_STATES", "ChecksCollector", "FreshnessCollector", "Metrics"]
 
 #: Numeric encoding of a check's state for the ``shiftwatch_check_state`` gauge.
 CHECK_STATES: dict[str, int] = {"ok": 0, "inconclusive": 1, "breach": 2}
@@ -34,8 +52,20 @@ class Metrics:
     """The service's metrics, registered on ``registry`` (a fresh one per test)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # A counter's `_created` series doubles it and no dashboard or rule reads it.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self.build_info = Gauge(
+            "shiftwatch_build_info",
+            "1, labelled with the shiftwatch version and the Python version running it.",
+            ["version", "python"],
+            registry=r,
+        )
+        self.build_info.labels(code_version(), platform.python_version()).set(1)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.consumed = Counter(
             "shiftwatch_events_consumed_total",
             "Messages read from a source, by event kind.",
@@ -70,6 +100,26 @@ class Metrics:
             "shiftwatch_events_unmonitored_total",
             "Valid events for a model or version no policy watches.",
             ["kind"],
+            registry=r,
+        )
+        self.model_events = Counter(
+            "shiftwatch_model_events_total",
+            "Events routed to a watched model, by model, version (baseline or candidate) "
+            "and event kind; outcomes count under the version of their joined inference.",
+            ["model", "version", "kind"],
+            registry=r,
+        )
+        self.latency_seconds = Counter(
+            "shiftwatch_inference_latency_seconds",
+            "Serving latency (the inferences' latency_ms) summed per model and version; "
+            "with shiftwatch_inference_latency_observations_total, the mean latency.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.latency_observations = Counter(
+            "shiftwatch_inference_latency_observations",
+            "Inferences that reported a latency_ms, per model and version.",
+            ["model", "version"],
             registry=r,
         )
         self.batch_seconds = Histogram(
@@ -130,9 +180,58 @@ class Metrics:
             self.consumed.labels(kind)
             self.processed.labels(kind)
             self.duplicates.labels(kind)
+            self.unjoined.labels(kind)
+            self.unmonitored.labels(kind)
         #: Check states and verdicts, computed at scrape time from the published board.
         self.verdicts = VerdictBoard()
         r.register(ChecksCollector(self.verdicts))
+        #: Newest event time per version and watermark per model, read at scrape time.
+        self.freshness = Freshness()
+        r.register(FreshnessCollector(self.freshness))
+
+
+class FreshnessCollector(Collector):
+    """Each watched version's newest inference time and staleness, each model's watermark.
+
+    See :mod:`monitor.freshness`; a version appears once its first inference is
+    routed, a model once its watermark is finite.
+    """
+
+    def __init__(self, freshness: Freshness) -> None:
+        self.freshness = freshness
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        last = GaugeMetricFamily(
+            "shiftwatch_last_event_timestamp_seconds",
+            "Event time (Unix seconds) of the newest inference routed for this version.",
+            labels=("model", "version"),
+        )
+        stale = GaugeMetricFamily(
+            "shiftwatch_candidate_stale",
+            "1 while this version's newest inference trails its model's newest by more than "
+            "limits.stale_after_seconds of event time (the candidate stopped getting traffic).",
+            labels=("model", "version"),
+        )
+        watermark = GaugeMetricFamily(
+            "shiftwatch_watermark_timestamp_seconds",
+            "The model's event-time watermark (Unix seconds): buckets before it are judged.",
+            labels=("model",),
+        )
+        for seen in self.freshness.versions():
+            last.add_metric([seen.model, seen.version], seen.last_event)
+            stale.add_metric([seen.model, seen.version], 1.0 if seen.stale else 0.0)
+        for model, at in sorted(self.freshness.watermarks().items()):
+            watermark.add_metric([model], at)
+        yield last
+        yield stale
+        yield watermark
+
+
+def _value(x: float | None) -> float:
+    return math.nan if x is None else float(x)
 
 
 class ChecksCollector(Collector):
@@ -183,6 +282,28 @@ class ChecksCollector(Collector):
             key: GaugeMetricFamily(name, doc, labels=self._LABELS)
             for key, name, doc in self._GAUGES
         }
+        lower = GaugeMetricFamily(
+            "shiftwatch_check_allowed_lower",
+            "The lowest candidate value the check allows, in the metric's own units "
+            "(a rate, a distance).",
+            labels=self._LABELS,
+        )
+        upper = GaugeMetricFamily(
+            "shiftwatch_check_allowed_upper",
+            "The highest candidate value the check allows, in the metric's own units; "
+            "absent where the tolerance sets no upper bound.",
+            labels=self._LABELS,
+        )
+        samples = GaugeMetricFamily(
+            "shiftwatch_check_samples",
+            "Observations behind the check on each side (candidate, baseline).",
+            labels=(*self._LABELS, "side"),
+        )
+        needed = GaugeMetricFamily(
+            "shiftwatch_check_samples_needed",
+            "Observations each side needs before the check can be conclusive.",
+            labels=(*self._LABELS, "side"),
+        )
         info = GaugeMetricFamily(
             "shiftwatch_check_info",
             "1 per configured check: its metric, action and severity (join on it).",
@@ -231,8 +352,21 @@ class ChecksCollector(Collector):
                 for key, family in gauges.items():
                     value = view.get(key)
                     family.add_metric(labels, math.nan if value is None else float(value))
+                allowed = view.get("allowed")
+                if allowed is None:  # a check with no data yet
+                    continue
+                lower.add_metric(labels, _value(allowed["lower"]))
+                if allowed["upper"] is not None:
+                    upper.add_metric(labels, float(allowed["upper"]))
+                for side in ("candidate", "baseline"):
+                    samples.add_metric([*labels, side], float(view["seen"][side]))
+                    needed.add_metric([*labels, side], float(view["needed"][side]))
         yield state
         yield from gauges.values()
+        yield lower
+        yield upper
+        yield samples
+        yield needed
         yield info
         yield rollback
         yield drift

@@ -11,6 +11,7 @@ duplicates`` and publishes each touched candidate's verdict once per batch.
 
 from __future__ import annotations
 
+import math
 import time
 from bisect import bisect_left
 from collections import Counter
@@ -129,6 +130,7 @@ class Pipeline:
         self.metrics = metrics if metrics is not None else Metrics()
         self.limits = limits = limits if limits is not None else LimitsSettings()
         self.verdicts = verdicts if verdicts is not None else self.metrics.verdicts
+        self.metrics.freshness.stale_after = limits.stale_after_seconds
         self.router = Router(
             policy,
             dedupe_window=limits.dedupe_window,
@@ -150,6 +152,8 @@ class Pipeline:
         self._last: SourcePosition | None = None
         self._declare = declare
         for model in self.models.values():
+            for kind in ("inference", "action", "outcome"):  # zero until the first late one
+                self.metrics.late.labels(model.policy.name, kind)
             if declare:
                 self._publish(model, set(model.policy.candidates or ()))
             if not quiet:
@@ -254,6 +258,7 @@ class Pipeline:
         for name, model in self.models.items():
             locate = self._locator(routed.work.get(name))
             watermark = self.watermarks.watermark(name, backlog)
+            self.metrics.freshness.watermark(name, watermark)
             for runner in model.runners:
                 runner.release(watermark, locate)
             alerts.extend(model.episodes.drain())
@@ -320,6 +325,7 @@ class Pipeline:
             m.late.labels(model, kind).inc(n)
         for alert in result.alerts:
             m.alerts.labels(alert.model, alert.action, alert.status).inc()
+        self._account_versions(routed)
         for model, n in self.router.drain_folded().items():
             m.segments_folded.labels(model).inc(n)
         for runners in self.models.values():
@@ -329,6 +335,29 @@ class Pipeline:
         if result.consumed:
             m.batch_seconds.observe(result.seconds)
             m.batch_size.observe(result.consumed)
+
+    def _account_versions(self, routed: RouteResult) -> None:
+        """Events per (model, version, kind) and each version's newest inference time."""
+        m = self.metrics
+        for name, work in routed.work.items():
+            counts: Counter[tuple[str, str]] = Counter()
+            newest: dict[str, tuple[float, bool]] = {}
+            latency: dict[str, list[float]] = {}
+            for row in work.inferences:
+                counts[(row.version, "inference")] += 1
+                if row.at > newest.get(row.version, (-math.inf, False))[0]:
+                    newest[row.version] = (row.at, row.baseline)
+                if row.event.latency_ms is not None:
+                    latency.setdefault(row.version, []).append(row.event.latency_ms)
+            counts.update((row.version, "action") for row in work.actions)
+            counts.update((row.version, "outcome") for row in work.outcomes)
+            for (version, kind), n in counts.items():
+                m.model_events.labels(name, version, kind).inc(n)
+            for version, (at, baseline) in newest.items():
+                m.freshness.observe(name, version, at, baseline=baseline)
+            for version, values in latency.items():
+                m.latency_seconds.labels(name, version).inc(math.fsum(values) / 1000.0)
+                m.latency_observations.labels(name, version).inc(len(values))
 
     def _publish(self, model: ModelRunners, versions: set[str]) -> None:
         """Publish the verdicts of these candidates (once per batch, for those touched)."""

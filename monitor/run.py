@@ -41,7 +41,9 @@ def build_outbox(settings: Settings, metrics: Metrics) -> Outbox | None:
     if cfg.alertmanager_urls:
         deliveries.append(
             AlertmanagerDelivery(
-                cfg.alertmanager_urls, resend_seconds=cfg.alertmanager_resend_seconds
+                cfg.alertmanager_urls,
+                resend_seconds=cfg.alertmanager_resend_seconds,
+                generator_base_url=cfg.generator_base_url,
             )
         )
     if cfg.webhook_url:

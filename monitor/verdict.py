@@ -30,17 +30,48 @@ from monitor.episodes import CheckStatus
 from monitor.policy import ModelPolicy
 from monitor.streams import segment_label
 
-__all__ = ["NO_BASELINE_DRIFT", "Published", "VerdictBoard", "check_view", "model_verdict"]
+__all__ = [
+    "NO_BASELINE_DRIFT",
+    "Published",
+    "VerdictBoard",
+    "allowed_band",
+    "check_view",
+    "model_verdict",
+]
 
 
 def _num(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+def allowed_band(status: CheckStatus[Any, Any]) -> tuple[float | None, float | None]:
+    """The candidate values the check allows, (lower, upper), in the metric's own units.
+
+    A rate check allows what lies between the boundary rates its detector tests
+    (:attr:`detectors.rate.RateShiftDetector.boundaries`: the tolerance around
+    the baseline's rate, moved out by the baseline's own standard error); a rate
+    with no lower tolerance is bounded below by 0, one with no upper tolerance
+    has no upper bound (None). A distance check allows 0 to ``max_distance``, and
+    a novel-tool check allows no novel tool at all (0 to 0).
+    """
+    boundaries = getattr(status.detector, "boundaries", None)
+    if isinstance(boundaries, tuple):
+        up, down = boundaries
+        return (0.0 if down is None else _num(down)), _num(up)
+    limit = status.check.tolerance.max_distance
+    return 0.0, (0.0 if limit is None else float(limit))
+
+
 def check_view(status: CheckStatus[Any, Any]) -> dict[str, Any]:
-    """One check on one stream, as the verdict's JSON shows it."""
+    """One check on one stream, as the verdict's JSON shows it.
+
+    ``allowed`` is :func:`allowed_band`; ``seen`` counts the observations behind
+    each side and ``needed`` the minimum each side needs before the test runs
+    (the detector's ``min_reference`` / ``min_observations``; 1 where it has none).
+    """
     det = status.detector
     seen = det.evidence()
+    lower, upper = allowed_band(status)
     view: dict[str, Any] = {
         "check": status.check.name,
         "metric": status.check.metric.value,
@@ -52,6 +83,12 @@ def check_view(status: CheckStatus[Any, Any]) -> dict[str, Any]:
         "statistic": _num(det.statistic),
         "threshold": _num(det.threshold),
         "tolerance": status.check.tolerance.model_dump(exclude_none=True),
+        "allowed": {"lower": lower, "upper": upper},
+        "seen": {"candidate": float(seen.candidate_seen), "baseline": float(seen.baseline_seen)},
+        "needed": {
+            "candidate": float(getattr(det, "min_observations", 1)),
+            "baseline": float(getattr(det, "min_reference", 1)),
+        },
         "reason": status.reason,
     }
     if status.firing is not None:

@@ -104,13 +104,15 @@ class _Server:
 
 
 class Alertmanager(_Server):
-    """``prometheus-alertmanager`` with one no-op receiver, no clustering, state in ``workdir``."""
+    """``prometheus-alertmanager`` with one no-op receiver (or ``config``), no clustering,
+    state in ``workdir``."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, config: str | None = None) -> None:
         super().__init__(workdir, require_binary("prometheus-alertmanager", "alertmanager"))
         self.config = workdir / "alertmanager.yml"
         self.config.write_text(
-            "route:\n"
+            config
+            or "route:\n"
             "  receiver: 'null'\n"
             "  group_by: ['alertname', 'model', 'version']\n"
             "  group_wait: 1s\n"
@@ -134,17 +136,29 @@ class Alertmanager(_Server):
 
 
 class Prometheus(_Server):
-    """``prometheus`` scraping ``targets`` every second, with ``rule_files`` loaded."""
+    """``prometheus`` scraping ``targets`` every second, with ``rule_files`` loaded and its
+    alerts sent to ``alertmanagers`` (``host:port``)."""
 
-    def __init__(self, workdir: Path, targets: list[str], rule_files: list[Path]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        targets: list[str],
+        rule_files: list[Path],
+        alertmanagers: list[str] | None = None,
+    ) -> None:
         super().__init__(workdir, require_binary("prometheus"))
         self.config = workdir / "prometheus.yml"
         rules = "".join(f"  - {p}\n" for p in rule_files)
+        alerting = (
+            "alerting:\n  alertmanagers:\n    - static_configs:\n"
+            f"        - targets: {json.dumps(alertmanagers)}\n"
+        )
         self.config.write_text(
             "global:\n"
             "  scrape_interval: 1s\n"
             "  evaluation_interval: 1s\n"
             + (f"rule_files:\n{rules}" if rule_files else "")
+            + (alerting if alertmanagers else "")
             + "scrape_configs:\n"
             "  - job_name: shiftwatch\n"
             f"    static_configs:\n      - targets: {json.dumps(targets)}\n"

@@ -118,10 +118,22 @@ def rendered_config(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[st
 
 
 @pytest.fixture(scope="module")
-def chart_with_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A copy of the chart with one sample dashboard JSON, as the dashboards will be."""
+def chart_without_dashboards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of the chart with its shipped dashboards taken out."""
     copy_dir = tmp_path_factory.mktemp("chart") / "shiftwatch"
     shutil.copytree(CHART, copy_dir)
+    for shipped in (copy_dir / "dashboards").glob("*.json"):
+        shipped.unlink()
+    yield copy_dir
+
+
+@pytest.fixture(scope="module")
+def chart_with_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of the chart with one sample dashboard JSON instead of the shipped ones."""
+    copy_dir = tmp_path_factory.mktemp("chart") / "shiftwatch"
+    shutil.copytree(CHART, copy_dir)
+    for shipped in (copy_dir / "dashboards").glob("*.json"):
+        shipped.unlink()
     sample = {"title": "shiftwatch / on-call", "uid": "shiftwatch-oncall", "panels": []}
     (copy_dir / "dashboards" / "shiftwatch_on-call.json").write_text(json.dumps(sample))
     yield copy_dir
@@ -403,10 +415,28 @@ def test_secrets_come_from_existing_secrets() -> None:
     assert mount == {"name": "secrets", "mountPath": "/run/secrets/shiftwatch", "readOnly": True}
 
 
-def test_no_dashboard_configmap_without_dashboards() -> None:
+def test_no_dashboard_configmap_without_dashboards(chart_without_dashboards: Path) -> None:
     """With no dashboards/*.json in the chart, no dashboard ConfigMap renders."""
-    names = [d["metadata"]["name"] for d in kind(render(TOGGLES_ON), "ConfigMap")]
+    docs = render(TOGGLES_ON, chart=chart_without_dashboards)
+    names = [d["metadata"]["name"] for d in kind(docs, "ConfigMap")]
     assert names == [SERVICE]
+
+
+def test_the_shipped_dashboards_become_configmaps() -> None:
+    """The chart's own dashboards (python -m dashboards.build) each render as a labelled
+    ConfigMap holding the JSON unchanged."""
+    shipped = sorted((CHART / "dashboards").glob("*.json"))
+    assert [p.name for p in shipped] == ["shiftwatch-oncall.json", "shiftwatch-pipeline.json"]
+    boards = [
+        d for d in kind(render(TOGGLES_ON), "ConfigMap") if "dashboard" in d["metadata"]["name"]
+    ]
+    assert len(boards) == len(shipped)
+    for board, path in zip(
+        sorted(boards, key=lambda d: d["metadata"]["name"]), shipped, strict=True
+    ):
+        assert board["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert json.loads(board["data"][path.name]) == json.loads(path.read_text())
+        kubernetes_validate.validate(board, KUBE_VERSIONS[-1], strict=True)
 
 
 def test_dashboards_become_labelled_configmaps(chart_with_dashboard: Path) -> None:

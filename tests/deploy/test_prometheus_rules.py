@@ -30,6 +30,7 @@ REQUIRED_ALERTS = {
     "ShiftwatchRollbackRequired",
     "ShiftwatchCheckBreached",
     "ShiftwatchCheckInconclusive",
+    "ShiftwatchCandidateStale",
     "ShiftwatchNotConsuming",
     "ShiftwatchConsumerLagHigh",
     "ShiftwatchDeadLetterRateHigh",

@@ -336,6 +336,7 @@ def test_alertmanager_receives_the_alert_with_its_labels(alertmanager: Alertmana
     assert alert["labels"] == {
         "alertname": "ShiftwatchRollback",
         "severity": "critical",
+        "owner": "risk-ml",
         "model": "fraud-scorer",
         "version": "v7-int8",
         "check": "escalations",
@@ -345,7 +346,8 @@ def test_alertmanager_receives_the_alert_with_its_labels(alertmanager: Alertmana
     }
     notes = alert["annotations"]
     assert "roll back to v6" in notes["summary"]
-    assert "statistic 9.1 > threshold 8.7" in notes["description"]
+    assert "statistic 9.1 crossed the threshold 8.7" in notes["description"]
+    assert "within ±25% of the baseline's rate" in notes["description"]
     # No runbook in the policy: no link to a page that may not exist.
     assert "runbook_url" not in notes
     assert notes["owner"] == "risk-ml" and notes["rollback_to"] == "v6"
