@@ -155,6 +155,24 @@ def view_segment(stream: Any) -> str:
     return str(segment_label(stream))
 
 
+def _detail(check: dict[str, Any]) -> str:
+    """What a check's state rests on: the data it still needs, or what it observed."""
+    observed, reference = check["observed"], check["reference"]
+    if check["state"] == "inconclusive":
+        needs = check.get("needs", {})
+        more = [f"{n:,} more {side}" for side, n in needs.items() if n]
+        if more:
+            return f": needs about {' and '.join(more)} observations"
+        return ": no data judged yet" if observed is None else ": waiting for its data to be judged"
+    if observed is None:
+        return ""
+    if "max_distance" in check["tolerance"]:
+        return f": distance {observed:.4g} (tolerance {check['tolerance']['max_distance']:g})"
+    if reference is None:
+        return f": observed {observed:.4g}"
+    return f": observed {observed:.4g}, baseline {reference:.4g}"
+
+
 def render(summary: dict[str, Any]) -> str:
     """The summary for a person: totals, then per candidate its verdict and checks."""
     lines = [
@@ -173,25 +191,21 @@ def render(summary: dict[str, Any]) -> str:
                 f"  candidate {cand['version']} ({cand['inferences']:,} inferences): "
                 f"verdict {cand['verdict']}"
             )
-            for check in cand["checks"]:
+            checks = cand["checks"]
+            for check in checks:
+                if check["segment"] and check["state"] != "breach":
+                    continue  # a segment is listed when it breaches; the others are counted
                 where = f" [{check['segment']}]" if check["segment"] else ""
-                if check["segment"] and check["state"] == "ok":
-                    continue  # segments are listed when they say something
-                detail = ""
-                if check["state"] == "inconclusive":
-                    needs = check.get("needs", {})
-                    more = [f"{n:,} more {side}" for side, n in needs.items() if n]
-                    detail = (
-                        f": needs about {' and '.join(more)} observations"
-                        if more
-                        else ": no data judged yet"
-                        if check["observed"] is None
-                        else ": waiting for its data to be judged"
-                    )
-                elif check["observed"] is not None and check["reference"] is not None:
-                    detail = (
-                        f": observed {check['observed']:.4g}, baseline {check['reference']:.4g}"
-                    )
-                lines.append(f"    {check['check']}{where}: {check['state']}{detail}")
+                waiting = sum(
+                    1
+                    for c in checks
+                    if c["check"] == check["check"]
+                    and c["segment"]
+                    and c["state"] == "inconclusive"
+                )
+                more = (
+                    f" ({waiting} segment stream(s) inconclusive)" if not where and waiting else ""
+                )
+                lines.append(f"    {check['check']}{where}: {check['state']}{_detail(check)}{more}")
     lines += [f"warning: {w}" for w in summary["warnings"]]
     return "\n".join(lines)
