@@ -66,28 +66,30 @@ def build_service(
 ) -> Service:
     """Connect the Kafka source, the dead-letter topic and the alert sinks to a pipeline.
 
-    The Kafka clients are made first: if the broker cannot be reached this raises a
-    :class:`~kafka.errors.KafkaError` before anything else (files, threads) is set up,
-    so the caller can retry.
+    A checkpoint that cannot be restored is refused first (exit 2 under
+    ``state.mismatch=fail``), whether or not Kafka is reachable. Then the Kafka clients
+    are made: if the broker cannot be reached this raises a
+    :class:`~kafka.errors.KafkaError` before anything else (files, threads) is set up, so
+    the caller can retry.
     """
-    dead = KafkaDeadLetterSink(settings.kafka)
-    try:
-        source = KafkaSource(settings.kafka, metrics)
-    except BaseException:
-        dead.close()
-        raise
-    sinks: list[AlertSink] = [LogAlertSink()] if log_alerts else []
-    sinks.extend(extra_sinks or [])
     state = settings.state
     store = SqliteStateStore(state.path, state.signing_key()) if state.path is not None else None
     fresh = "detectors start afresh from the group's committed offsets"
     # A checkpoint that cannot be restored: exit 2 (fail) or discarded (fresh), before consuming.
+    checkpoint = load_checkpoint(store, state.mismatch, FIX_RUN, fresh) if store else None
     try:
-        checkpoint = load_checkpoint(store, state.mismatch, FIX_RUN, fresh) if store else None
+        dead = KafkaDeadLetterSink(settings.kafka)
+        try:
+            source = KafkaSource(settings.kafka, metrics)
+        except BaseException:
+            dead.close()
+            raise
     except BaseException:
-        source.close()
-        dead.close()
+        if store is not None:
+            store.close()
         raise
+    sinks: list[AlertSink] = [LogAlertSink()] if log_alerts else []
+    sinks.extend(extra_sinks or [])
     # Lines written after the checkpoint are written again when their events are re-read.
     restore_outputs(checkpoint, {"alerts": settings.alerts_out})
     alerts_file = JsonlAlertSink(settings.alerts_out) if settings.alerts_out is not None else None
