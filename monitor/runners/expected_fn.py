@@ -28,10 +28,12 @@ Feeding probabilities ``m(s)`` in [0, 1] instead of 0/1 outcomes keeps the
 false-alarm promise: for any ``x`` in [0, 1], ``exp(a x) <= 1 - x + x e^a``
 (a convex function lies under its chord), so an observation of mean ``p``
 has ``E[exp(a x - b)]`` at most that of a Bernoulli(``p``) outcome
-(Hoeffding 1963, section 4). The CUSUM's likelihood ratio, a martingale for
-Bernoulli outcomes at the boundary, is then a supermartingale, and Lorden's
-bound ``ARL0 >= exp(h)`` still holds; the expected counts only have less
-variance than the outcomes they stand for.
+(the convexity step in the proof of Theorem 1 of W. Hoeffding,
+"Probability inequalities for sums of bounded random variables", JASA 58,
+1963). The CUSUM's likelihood ratio, a martingale for Bernoulli outcomes
+at the boundary, is then a supermartingale, and Lorden's bound
+``ARL0 >= exp(h)`` still holds; the expected counts only have less variance
+than the outcomes they stand for.
 
 The proxy assumes no concept shift (``P(positive | score)`` the same for the
 candidate's traffic as for the baseline's calibration) and that the
