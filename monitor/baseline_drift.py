@@ -43,8 +43,13 @@ ChangeDetector = RateChangeDetector | HistogramChangeDetector
 
 
 def watched(check: Check) -> bool:
-    """Whether the baseline's own stream of ``check`` is watched (every metric but novel_tool)."""
-    return check.metric is not Metric.NOVEL_TOOL
+    """Whether the baseline's own stream of ``check`` is watched.
+
+    Every metric but ``novel_tool`` (no baseline stream) and
+    ``expected_false_negative_rate`` (its baseline is the calibration's own
+    fit; the baseline's labels are watched by ``false_negative_rate``).
+    """
+    return check.metric not in (Metric.NOVEL_TOOL, Metric.EXPECTED_FALSE_NEGATIVE_RATE)
 
 
 def _iso(at: float | None) -> str | None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from detectors.bounds import share_bounds
 from monitor.policy import RATE_METRICS, Check, Metric, ModelPolicy
+from monitor.runners.expected_fn import MIN_CALIBRATION_POSITIVES
 
 __all__ = ["Traffic", "check_estimate", "format_duration"]
 
@@ -136,6 +137,12 @@ def check_estimate(model: ModelPolicy, check: Check, traffic: Traffic) -> str:
         window = model.action_window_seconds if check.metric is Metric.ACTION_RATE else 0.0
         t = max(_MIN_BASELINE / base, 0.0) + _MIN_CANDIDATE / cand + window
         return f"~{format_duration(t)} (1,000 baseline and 200 candidate inferences)"
+    if check.metric is Metric.EXPECTED_FALSE_NEGATIVE_RATE:
+        return (
+            f"once the baseline has {MIN_CALIBRATION_POSITIVES} positive labels older than "
+            f"{format_duration(model.label_horizon_seconds)} (its calibration), then ~"
+            f"{format_duration(_MIN_CANDIDATE / cand)} of candidate negative decisions"
+        )
     if check.metric is Metric.NOVEL_TOOL:
         calls = check.min_baseline_calls or 1000
         return f"after {calls:,} baseline tool calls (rate of tool calls not known)"

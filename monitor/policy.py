@@ -65,6 +65,7 @@ class Metric(StrEnum):
     TOOL_DISTRIBUTION = "tool_distribution"
     NOVEL_TOOL = "novel_tool"
     LATENCY = "latency"
+    EXPECTED_FALSE_NEGATIVE_RATE = "expected_false_negative_rate"
 
 
 #: Label ages judged by default: the horizon divided by these (1 h and 9 h of 3 days).
@@ -74,6 +75,10 @@ MAX_LABEL_AGES = 4
 
 RATE_METRICS = frozenset({Metric.DECISION_RATE, Metric.FALSE_NEGATIVE_RATE, Metric.ACTION_RATE})
 DISTANCE_METRICS = frozenset({Metric.SCORE_DISTRIBUTION, Metric.TOOL_DISTRIBUTION, Metric.LATENCY})
+#: Metrics whose tolerance bounds a rate's shift: the rate checks and the label-free proxy.
+SHIFT_METRICS = RATE_METRICS | {Metric.EXPECTED_FALSE_NEGATIVE_RATE}
+#: Metrics that need negative_decisions and positive_labels.
+LABEL_METRICS = frozenset({Metric.FALSE_NEGATIVE_RATE, Metric.EXPECTED_FALSE_NEGATIVE_RATE})
 
 
 class Action(StrEnum):
@@ -199,7 +204,7 @@ class Check(_Strict):
                 f"remove it from this {self.metric.value} check",
             )
         tol = self.tolerance
-        if self.metric in RATE_METRICS:
+        if self.metric in SHIFT_METRICS:
             if tol.max_distance is not None or tol.is_empty:
                 raise invalid(
                     f"tolerance: a {self.metric.value} check needs max_increase, max_decrease "
@@ -335,11 +340,10 @@ class ModelPolicy(_Strict):
                 f"candidates: the baseline {self.baseline!r} cannot also be a candidate",
                 "remove it from candidates",
             )
-        if any(c.metric is Metric.FALSE_NEGATIVE_RATE for c in self.checks) and not (
-            self.negative_decisions and self.positive_labels
-        ):
+        labelled = [c.metric for c in self.checks if c.metric in LABEL_METRICS]
+        if labelled and not (self.negative_decisions and self.positive_labels):
             raise invalid(
-                "a false_negative_rate check needs negative_decisions and positive_labels",
+                f"a {labelled[0].value} check needs negative_decisions and positive_labels",
                 "add e.g. negative_decisions: [allow] and positive_labels: [fraud]",
             )
         return self

@@ -9,7 +9,7 @@ each with the fix, from an :class:`~monitor.profile.EventProfile`.
 
 from __future__ import annotations
 
-from monitor.policy import Metric, ModelPolicy, Policy, did_you_mean
+from monitor.policy import LABEL_METRICS, Metric, ModelPolicy, Policy, did_you_mean
 from monitor.profile import EventProfile, ModelProfile
 
 __all__ = ["lint"]
@@ -53,7 +53,9 @@ def _model(model: ModelPolicy, seen: ModelProfile) -> list[str]:
             )
     for check in model.checks:
         out += [f"check {check.name}: {w}" for w in _check(check.metric, check.where, seen)]
-        if check.metric is Metric.FALSE_NEGATIVE_RATE:
+        if check.metric is Metric.EXPECTED_FALSE_NEGATIVE_RATE and not seen.scores:
+            out.append(f"check {check.name}: no inference has a score to calibrate")
+        if check.metric in LABEL_METRICS:
             labels = set(model.positive_labels) & set(seen.labels)
             if not labels:
                 out.append(

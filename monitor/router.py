@@ -132,6 +132,8 @@ class Routed(Generic[E]):
     late: bool = False
     #: Where the event was read (kept for inferences: they move event time).
     position: SourcePosition | None = None
+    #: For an outcome: its negative decision's score, if the inference had one.
+    score: float | None = None
 
 
 @dataclass(slots=True)
@@ -226,7 +228,9 @@ class Router:
         at = event.time.timestamp()
         negative = event.decision in self._negative[model]
         streams = self.folders[model].streams(event.segments)
-        self.joins.put(event.request_id, Joined(model, version, streams, negative, at))
+        # The score is kept for negative decisions only: their labels calibrate scores.
+        score = event.score if negative else None
+        self.joins.put(event.request_id, Joined(model, version, streams, negative, at, score))
         work = self._work(out, model, position)
         routed = Routed(
             event, version, role == "baseline", streams, at, negative, position=position
@@ -258,7 +262,15 @@ class Router:
             out.unjoined[event.kind] += 1
             return
         work = self._work(out, joined.model, position)
-        routed = Routed(event, joined.version, False, joined.streams, joined.time, joined.negative)
+        routed = Routed(
+            event,
+            joined.version,
+            False,
+            joined.streams,
+            joined.time,
+            joined.negative,
+            score=joined.score,
+        )
         work.outcomes.append(routed)
 
     def drain_folded(self) -> dict[str, int]:

@@ -23,6 +23,7 @@ distinct ``(model, version, streams)`` triples, of which there are few.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from operator import attrgetter
@@ -125,6 +126,8 @@ class Joined:
     streams: tuple[Stream, ...]
     negative: bool
     time: float
+    #: The inference's score (``expected_false_negative_rate`` bins its labels by it).
+    score: float | None = None
 
 
 #: (model, version, streams): what entries of one join table have in common, coded by an int.
@@ -238,8 +241,8 @@ class JoinTable:
         """Plain data: the bounds and counters, and the entries as columns, oldest first.
 
         ``request_ids`` (list of str), ``times`` (``float64``), ``negative``
-        (``bool``) and ``group`` (``uint32`` codes into ``groups``, each
-        ``[model, version, [[], [key, value], ...]]``).
+        (``bool``), ``scores`` (``float64``, nan for none) and ``group`` (``uint32``
+        codes into ``groups``, each ``[model, version, [[], [key, value], ...]]``).
         """
         table = self._table
         n = len(table)
@@ -247,6 +250,9 @@ class JoinTable:
         joined = list(dict.values(table))
         times = np.fromiter(map(attrgetter("time"), joined), dtype=np.float64, count=n)
         negative = np.fromiter(map(attrgetter("negative"), joined), dtype=np.bool_, count=n)
+        scores = np.fromiter(
+            (math.nan if j.score is None else j.score for j in joined), dtype=np.float64, count=n
+        )
         # Number the groups in use 0..k-1, in code order.
         in_use = np.zeros(len(self._groups), dtype=np.bool_)
         in_use[codes] = True
@@ -267,6 +273,7 @@ class JoinTable:
             "request_ids": list(dict.keys(table)),
             "times": times,
             "negative": negative,
+            "scores": scores,
             "group": renumber[codes],
             "groups": groups,
         }
@@ -286,6 +293,8 @@ class JoinTable:
         rids: list[str] = list(state["request_ids"])
         times = np.asarray(state["times"], dtype=np.float64).tolist()
         negative = np.asarray(state["negative"], dtype=np.bool_).tolist()
+        # Absent from checkpoints before expected_false_negative_rate: no scores kept.
+        scores = np.asarray(state.get("scores", np.full(len(rids), np.nan)), dtype=np.float64)
         codes = np.asarray(state["group"], dtype=np.int64).tolist()
         if not len(rids) == len(times) == len(negative) == len(codes) <= table.capacity:
             raise ValueError("join table state: columns of different lengths, or over capacity")
@@ -295,8 +304,14 @@ class JoinTable:
         table._codes = {group: code for code, group in enumerate(groups)}
         table._group_limit = max(table._group_limit, 2 * len(groups))
         entries = table._table
-        for rid, code, neg, t in zip(rids, codes, negative, times, strict=True):
+        if len(scores) != len(rids):
+            raise ValueError("join table state: columns of different lengths, or over capacity")
+        for rid, code, neg, t, score in zip(
+            rids, codes, negative, times, scores.tolist(), strict=True
+        ):
             model, version, streams = groups[code]
-            entries[rid] = Joined(model, version, streams, neg, t)
+            entries[rid] = Joined(
+                model, version, streams, neg, t, None if math.isnan(score) else score
+            )
         table._code = dict(zip(rids, codes, strict=True))
         return table

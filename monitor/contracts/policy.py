@@ -17,7 +17,7 @@ True
 from __future__ import annotations
 
 from monitor.contracts.common import JsonSchema, describe, header, present
-from monitor.policy import DISTANCE_METRICS, RATE_METRICS, WHERE_FIELDS, Metric, Policy
+from monitor.policy import DISTANCE_METRICS, SHIFT_METRICS, WHERE_FIELDS, Metric, Policy
 
 __all__ = ["policy_schema"]
 
@@ -106,7 +106,7 @@ def _where_for(metric: Metric) -> JsonSchema:
 
 def _tolerance_for(metric: Metric) -> JsonSchema:
     """The tolerance bounds ``metric`` takes."""
-    if metric in RATE_METRICS:
+    if metric in SHIFT_METRICS:
         shift = ["max_increase", "max_decrease", "max_relative_change"]
         return {"anyOf": [present(f) for f in shift]}
     if metric in DISTANCE_METRICS:
@@ -122,7 +122,7 @@ def _check_rules() -> list[JsonSchema]:
         then: JsonSchema = {
             "properties": {"where": _where_for(metric), "tolerance": _tolerance_for(metric)}
         }
-        if metric in RATE_METRICS or metric in DISTANCE_METRICS:
+        if metric in SHIFT_METRICS or metric in DISTANCE_METRICS:
             then["required"] = ["tolerance"]
         if metric is not Metric.SCORE_DISTRIBUTION:
             then["properties"]["distance"] = {"type": "null"}

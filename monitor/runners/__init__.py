@@ -16,12 +16,14 @@ from monitor.policy import DISTANCE_METRICS, RATE_METRICS, Check, Metric, ModelP
 from monitor.router import MAX_CANDIDATES
 from monitor.runners.base import CheckRunner
 from monitor.runners.distributions import DistributionRunner
+from monitor.runners.expected_fn import ExpectedFNRunner
 from monitor.runners.novel import NovelToolRunner
 from monitor.runners.rates import RateRunner
 
 __all__ = [
     "CheckRunner",
     "DistributionRunner",
+    "ExpectedFNRunner",
     "ModelRunners",
     "NovelToolRunner",
     "RateRunner",
@@ -33,6 +35,7 @@ _FAMILIES: tuple[tuple[frozenset[Metric], type[CheckRunner[Any, Any]]], ...] = (
     (RATE_METRICS, RateRunner),
     (DISTANCE_METRICS, DistributionRunner),
     (frozenset({Metric.NOVEL_TOOL}), NovelToolRunner),
+    (frozenset({Metric.EXPECTED_FALSE_NEGATIVE_RATE}), ExpectedFNRunner),
 )
 
 
