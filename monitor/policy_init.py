@@ -131,6 +131,12 @@ def _model(name: str, m: ModelProfile) -> list[str]:
             "      - {name: missed-positives, metric: false_negative_rate, "
             "tolerance: {max_increase: 0.01}, action: rollback}    # SET ME"
         )
+        if m.scores:
+            out.append(
+                "      - {name: missed-positives-proxy, metric: expected_false_negative_rate, "
+                "tolerance: {max_increase: 0.01}, action: page}    # SET ME; label-free, "
+                "moves before the labels do"
+            )
     elif m.labels and m.decisions:
         out += [
             "      # Outcomes carry labels: to watch missed positives, set the model's",
