@@ -2,7 +2,7 @@
 
 Event rates through the stages (consumed, processed, dead-lettered, late,
 duplicates, unjoined, unmonitored), the consumer lag and the time to catch up,
-batch time and size, the alert outbox, and the process itself.
+batch time and size, the alert outbox, checkpoint age and cost, and the process itself.
 """
 
 from __future__ import annotations
@@ -146,7 +146,45 @@ def _panels() -> list[timeseries.Panel | stat.Panel]:
         )
         .grid_pos(grid(12, 32, 12, 5))
     )
-    return [flow, dropped, lag, catch_up, batch_time, batch_size, outbox, process, connected, build]
+    checkpoint_age = _rates(
+        "Checkpoint age (a restart replays at most this much)",
+        "s",
+        grid(0, 37, 12, 8),
+        (
+            "time() - max(shiftwatch_checkpoint_last_success_timestamp_seconds > 0)",
+            "since the last checkpoint",
+        ),
+    )
+    checkpoint_cost = _rates(
+        "Checkpoint cost",
+        "s",
+        grid(12, 37, 12, 8),
+        (
+            "histogram_quantile(0.5, sum by (le) "
+            f"(rate(shiftwatch_checkpoint_seconds_bucket{_RATE})))",
+            "p50 seconds per checkpoint",
+        ),
+        (
+            "histogram_quantile(0.99, sum by (le) "
+            f"(rate(shiftwatch_checkpoint_seconds_bucket{_RATE})))",
+            "p99 seconds per checkpoint",
+        ),
+        (f"sum(rate(shiftwatch_checkpoint_failures_total{_RATE}))", "failures/s"),
+    )
+    return [
+        flow,
+        dropped,
+        lag,
+        catch_up,
+        batch_time,
+        batch_size,
+        outbox,
+        process,
+        connected,
+        build,
+        checkpoint_age,
+        checkpoint_cost,
+    ]
 
 
 def pipeline() -> dash.Dashboard:

@@ -128,6 +128,22 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=r,
         )
+        self.checkpoint_seconds = Histogram(
+            "shiftwatch_checkpoint_seconds",
+            "Time to save one checkpoint (state, offsets, output sizes) and commit its offsets.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+        self.checkpoint_last = Gauge(
+            "shiftwatch_checkpoint_last_success_timestamp_seconds",
+            "Wall time of the last checkpoint saved and committed (0: none yet).",
+            registry=r,
+        )
+        self.checkpoint_failures = Counter(
+            "shiftwatch_checkpoint_failures_total",
+            "Checkpoints that could not be saved or committed (retried at the next chance).",
+            registry=r,
+        )
         self.batch_size = Histogram(
             "shiftwatch_batch_messages",
             "Messages per processed batch.",

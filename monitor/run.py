@@ -115,7 +115,9 @@ def build_service(
         )
         source.on_assign = partitioned.assigned
         source.on_revoke = partitioned.revoked
-        return Service(source, partitioned, on_batch=on_batch, checkpointer=partitioned)
+        return Service(
+            source, partitioned, on_batch=on_batch, checkpointer=partitioned, metrics=metrics
+        )
 
     def new_pipeline() -> Pipeline:
         return Pipeline(
@@ -142,7 +144,7 @@ def build_service(
     # Each assigned partition keeps its own event-time watermark (monitor.watermarks).
     source.on_assign = pipeline.assigned
     source.on_revoke = pipeline.revoked
-    return Service(source, pipeline, on_batch=on_batch, checkpointer=checkpointer)
+    return Service(source, pipeline, on_batch=on_batch, checkpointer=checkpointer, metrics=metrics)
 
 
 def connect(

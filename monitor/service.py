@@ -14,6 +14,7 @@ from kafka.errors import KafkaError
 
 from monitor.checkpointer import CheckpointLike
 from monitor.messages import Message
+from monitor.metrics import Metrics
 from monitor.pipeline import BatchResult, Ledger
 from monitor.sources import Source
 from monitor.verdict import VerdictBoard
@@ -60,12 +61,14 @@ class Service:
         on_batch: Callable[[BatchResult], None] | None = None,
         retry_seconds: float = 1.0,
         checkpointer: CheckpointLike | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.source = source
         self.pipeline = pipeline
         self.checkpointer = checkpointer
         self.on_batch = on_batch
         self.retry_seconds = retry_seconds
+        self.metrics = metrics
         self.running = False
 
     def readiness(self) -> tuple[bool, str]:
@@ -94,8 +97,17 @@ class Service:
 
     def _checkpoint(self, cp: CheckpointLike) -> None:
         """Save the state, then commit the offsets it was taken at (never the other way)."""
-        cp.save()
-        self.source.commit_positions(cp.positions)
+        started = time.monotonic()
+        try:
+            cp.save()
+            self.source.commit_positions(cp.positions)
+        except BaseException:
+            if self.metrics is not None:
+                self.metrics.checkpoint_failures.inc()
+            raise
+        if self.metrics is not None:
+            self.metrics.checkpoint_seconds.observe(time.monotonic() - started)
+            self.metrics.checkpoint_last.set(time.time())
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; always close the source and flush the sinks."""

@@ -193,6 +193,8 @@ def run_demo(
                 "outbox_path": outbox or str(Path(tmp) / "outbox.sqlite3"),
                 "max_backoff_seconds": 5.0,
             },
+            # Checkpoints, as a production run keeps them (to a temporary file here).
+            state={"path": str(Path(tmp) / "state.sqlite3"), "checkpoint_seconds": 5.0},
         )
         metrics = Metrics()
         console = _ConsoleAlerts(out, started)
