@@ -13,6 +13,35 @@ __all__ = ["configure_logging"]
 LogFormat = Literal["auto", "json", "console"]
 
 
+class _StderrLogger:
+    """structlog's output: whatever ``sys.stderr`` is when a line is written.
+
+    Looked up per line, not bound at configuration, so a replaced and closed stream (a
+    test's capture, a redirected terminal) never receives a line after it is gone.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        del args
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stdlib handler writing to the current ``sys.stderr`` (see :class:`_StderrLogger`)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        del value
+
+
 def _clear_line(logger: Any, name: str, line: Any) -> Any:
     """Start at column 0 of a cleared line (ANSI erase-line), over any progress bar.
 
@@ -45,12 +74,12 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer, *tail],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_StderrLogger,
         cache_logger_on_first_use=False,
     )
     # Third-party libraries log through the stdlib: render their records as ours, on the
     # same stream, so a line is always one event in one format.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
