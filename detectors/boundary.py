@@ -10,6 +10,7 @@ direction) and the arms' calibrated thresholds.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -18,7 +19,14 @@ from scipy.special import betaincinv, gammaincinv
 
 from detectors.calibration import Direction, Family, llr_coefficients, rate_thresholds
 
-__all__ = ["arm_coefficients", "arm_thresholds", "rate_confidence_bounds", "tolerance_boundaries"]
+__all__ = [
+    "arm_coefficients",
+    "arm_thresholds",
+    "check_test",
+    "check_tolerance",
+    "rate_confidence_bounds",
+    "tolerance_boundaries",
+]
 
 _EPS = 1e-12
 
@@ -69,6 +77,40 @@ def rate_confidence_bounds(
     if np.ndim(upper) == 0:
         return float(lower), float(upper)  # type: ignore[return-value]
     return lower, upper  # type: ignore[return-value]
+
+
+def check_test(family: str, h: float | None, arl0: float | None) -> None:
+    """Refuse a rate test without a family it knows, or without a threshold or an ARL0."""
+    if family not in ("bernoulli", "poisson"):
+        raise ValueError(f"family must be 'bernoulli' or 'poisson', got {family!r}")
+    if h is None and arl0 is None:
+        raise ValueError("give a threshold h, or arl0 to calibrate one")
+    if h is not None and not h > 0:
+        raise ValueError(f"threshold h must be > 0, got {h}")
+    if arl0 is not None and not arl0 > 1:
+        raise ValueError(f"arl0 must be > 1, got {arl0}")
+
+
+def check_tolerance(
+    max_increase: float | None,
+    max_decrease: float | None,
+    max_relative_change: float | None,
+    shifts: Sequence[float],
+) -> None:
+    """Refuse a tolerance a rate test cannot run with, or arms that test nothing beyond it."""
+    if max_relative_change is not None and (max_increase is not None or max_decrease is not None):
+        raise ValueError("give max_relative_change or max_increase/max_decrease, not both")
+    if all(v is None for v in (max_increase, max_decrease, max_relative_change)):
+        raise ValueError("one of max_increase, max_decrease, max_relative_change is required")
+    for name, value in (
+        ("max_increase", max_increase),
+        ("max_decrease", max_decrease),
+        ("max_relative_change", max_relative_change),
+    ):
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+    if not shifts or any(not s > 1 for s in shifts):
+        raise ValueError(f"shifts must be a non-empty sequence of numbers > 1, got {shifts}")
 
 
 def tolerance_boundaries(

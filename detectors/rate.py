@@ -10,7 +10,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from detectors.base import Detector, Evidence
-from detectors.boundary import arm_coefficients, arm_thresholds, tolerance_boundaries
+from detectors.boundary import (
+    arm_coefficients,
+    arm_thresholds,
+    check_test,
+    check_tolerance,
+    tolerance_boundaries,
+)
 from detectors.calibration import DEFAULT_SHIFTS, Family
 
 __all__ = ["RateShiftDetector"]
@@ -142,29 +148,8 @@ class RateShiftDetector(Detector):
         baseline_confidence: float = 0.9,
         z: float | None = None,
     ) -> None:
-        if family not in ("bernoulli", "poisson"):
-            raise ValueError(f"family must be 'bernoulli' or 'poisson', got {family!r}")
-        if h is None and arl0 is None:
-            raise ValueError("give a threshold h, or arl0 to calibrate one")
-        if h is not None and not h > 0:
-            raise ValueError(f"threshold h must be > 0, got {h}")
-        if arl0 is not None and not arl0 > 1:
-            raise ValueError(f"arl0 must be > 1, got {arl0}")
-        if max_relative_change is not None and (
-            max_increase is not None or max_decrease is not None
-        ):
-            raise ValueError("give max_relative_change or max_increase/max_decrease, not both")
-        if all(v is None for v in (max_increase, max_decrease, max_relative_change)):
-            raise ValueError("one of max_increase, max_decrease, max_relative_change is required")
-        for name, value in (
-            ("max_increase", max_increase),
-            ("max_decrease", max_decrease),
-            ("max_relative_change", max_relative_change),
-        ):
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value}")
-        if not shifts or any(not s > 1 for s in shifts):
-            raise ValueError(f"shifts must be a non-empty sequence of numbers > 1, got {shifts}")
+        check_test(family, h, arl0)
+        check_tolerance(max_increase, max_decrease, max_relative_change, shifts)
         if min_reference < 0 or min_observations < 0 or (z is not None and z < 0):
             raise ValueError("min_reference, min_observations and z must be >= 0")
         if not 0.5 <= baseline_confidence < 1:

@@ -8,14 +8,14 @@ come from environment variables or files only and are never logged.
 
 from __future__ import annotations
 
-import difflib
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import YamlConfigSettingsSource as _YamlSource
+
+from monitor.config_errors import ENV_PREFIX, ConfigError, config_fix
 
 __all__ = [
     "AlertingSettings",
@@ -26,8 +26,6 @@ __all__ = [
     "StateSettings",
     "load_settings",
 ]
-
-ENV_PREFIX = "SHIFTWATCH_"
 
 
 def _check_files(settings: BaseModel, *names: str) -> None:
@@ -337,62 +335,6 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
 
 
-class ConfigError(ValueError):
-    """Configuration that cannot start the service, with each field and its fix."""
-
-
-def _fix_for(field: str) -> str:
-    env = ENV_PREFIX + field.upper().replace(".", "__")
-    return f"set `{field}` in the config file, {env} in the environment, or the flag"
-
-
-_CONFIG_FIXES = {
-    "int_parsing": "write a whole number",
-    "int_from_float": "write a whole number",
-    "float_parsing": "write a number",
-    "bool_parsing": "write true or false",
-    "greater_than": "use a larger value",
-    "greater_than_equal": "use a value at or above the limit",
-    "less_than": "use a smaller value",
-    "less_than_equal": "use a value at or below the limit",
-    "literal_error": "use one of the values listed",
-    "enum": "use one of the values listed",
-    "url_parsing": "write a full URL, e.g. http://alertmanager:9093",
-    "url_scheme": "write a full URL, e.g. http://alertmanager:9093",
-    "string_too_short": "give a non-empty value",
-    "dict_type": "write a mapping of fields (see `shiftwatch run --help`)",
-}
-
-
-def _config_fix(error: Any, field: str) -> str:
-    """`` (did you mean ...) (fix: ...)`` for one validation error of the settings."""
-    kind = error["type"]
-    if kind == "missing":
-        return f" (fix: {_fix_for(field)})"
-    if kind == "extra_forbidden":
-        *parent, name = [str(p) for p in error["loc"]]
-        model: Any = Settings
-        for part in parent:
-            annotation = model.model_fields[part].annotation if part in model.model_fields else None
-            model = annotation if isinstance(annotation, type) else None
-            if model is None or not issubclass(model, BaseModel):
-                model = None
-                break
-        known = sorted(model.model_fields) if model is not None else []
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        listed = f"; known here: {', '.join(known)}" if known and not close else ""
-        return f"{hint} (fix: remove it or correct its spelling{listed})"
-    fix = _CONFIG_FIXES.get(kind)
-    if kind in ("literal_error", "enum") and isinstance(error.get("input"), str):
-        expected = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
-        close = difflib.get_close_matches(error["input"], expected, n=1, cutoff=0.6)
-        if close:
-            return f" (did you mean {close[0]!r}?) (fix: {fix})"
-    fallback = f"set {field} as `shiftwatch run --help` and docs/reliability.md describe"
-    return f" (fix: {fix or fallback})"
-
-
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Build :class:`Settings` from the file, the environment and ``overrides`` (flags).
 
@@ -428,6 +370,6 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         for e in err.errors(include_url=False):  # input used for did-you-mean only
             field = ".".join(str(p) for p in e["loc"]) or "(config)"
             msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"  {field}: {msg}{_config_fix(e, field)}")
+            lines.append(f"  {field}: {msg}{config_fix(e, field, Settings)}")
         raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
     return settings

@@ -29,8 +29,9 @@ import math
 from dataclasses import dataclass
 
 from detectors.bounds import share_bounds
-from monitor.policy import RATE_METRICS, Check, Metric, ModelPolicy
+from monitor.policy import Check, ModelPolicy
 from monitor.runners.expected_fn import MIN_CALIBRATION_POSITIVES
+from monitor.vocabulary import RATE_METRICS, Metric
 
 __all__ = ["Traffic", "check_estimate", "format_duration"]
 

@@ -7,10 +7,7 @@
 
 from __future__ import annotations
 
-import difflib
 import math
-import re
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -24,6 +21,26 @@ from pydantic import (
     WithJsonSchema,
     model_serializer,
     model_validator,
+)
+
+from monitor.policy_errors import (
+    Marks,
+    PolicyError,
+    invalid,
+    problems,
+    yaml_marks,
+)
+from monitor.suggest import did_you_mean
+from monitor.vocabulary import (
+    DEFAULT_AGE_DIVISORS,
+    DISTANCE_METRICS,
+    LABEL_METRICS,
+    MAX_LABEL_AGES,
+    SHIFT_METRICS,
+    WHERE_FIELDS,
+    WHERE_TYPES,
+    Action,
+    Metric,
 )
 
 __all__ = [
@@ -53,74 +70,6 @@ Owner = Annotated[
         pattern=r"^([A-Za-z0-9][A-Za-z0-9._:/-]*|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})$",
     ),
 ]
-
-
-class Metric(StrEnum):
-    """What a check compares between candidate and baseline (docs/policy.md, "Metrics")."""
-
-    SCORE_DISTRIBUTION = "score_distribution"
-    DECISION_RATE = "decision_rate"
-    FALSE_NEGATIVE_RATE = "false_negative_rate"
-    ACTION_RATE = "action_rate"
-    TOOL_DISTRIBUTION = "tool_distribution"
-    NOVEL_TOOL = "novel_tool"
-    LATENCY = "latency"
-    EXPECTED_FALSE_NEGATIVE_RATE = "expected_false_negative_rate"
-
-
-#: Label ages judged by default: the horizon divided by these (1 h and 9 h of 3 days).
-DEFAULT_AGE_DIVISORS = (72.0, 8.0)
-#: At most this many label ages per model (each one takes a share of the false-alarm budget).
-MAX_LABEL_AGES = 4
-
-RATE_METRICS = frozenset({Metric.DECISION_RATE, Metric.FALSE_NEGATIVE_RATE, Metric.ACTION_RATE})
-DISTANCE_METRICS = frozenset({Metric.SCORE_DISTRIBUTION, Metric.TOOL_DISTRIBUTION, Metric.LATENCY})
-#: Metrics whose tolerance bounds a rate's shift: the rate checks and the label-free proxy.
-SHIFT_METRICS = RATE_METRICS | {Metric.EXPECTED_FALSE_NEGATIVE_RATE}
-#: Metrics that need negative_decisions and positive_labels.
-LABEL_METRICS = frozenset({Metric.FALSE_NEGATIVE_RATE, Metric.EXPECTED_FALSE_NEGATIVE_RATE})
-
-
-class Action(StrEnum):
-    """What a breach asks for (docs/policy.md, "Actions and severity")."""
-
-    ROLLBACK = "rollback"
-    PAGE = "page"
-    TICKET = "ticket"
-    LOG = "log"
-
-
-#: Fields of ``where`` each metric understands.
-WHERE_FIELDS: dict[Metric, frozenset[str]] = {
-    Metric.DECISION_RATE: frozenset({"decision"}),
-    Metric.ACTION_RATE: frozenset({"action", "tool", "privileged", "status"}),
-    Metric.NOVEL_TOOL: frozenset({"privileged", "action", "status"}),
-    Metric.TOOL_DISTRIBUTION: frozenset({"privileged", "status"}),
-}
-#: The type of each ``where`` field, as events carry it (docs/events.md, strict types).
-WHERE_TYPES: dict[str, type] = {
-    "decision": str,
-    "action": str,
-    "tool": str,
-    "status": str,
-    "privileged": bool,
-}
-
-
-#: Separates a validator's message from its fix (see :func:`invalid`).
-_FIX = " (fix: "
-
-
-def invalid(message: str, fix: str) -> ValueError:
-    """A validation error with its fix; ``message`` may start with the field it concerns,
-    ``"where.privileged: ..."``, which then joins the field path."""
-    return ValueError(f"{message}{_FIX}{fix})")
-
-
-def did_you_mean(word: str, choices: Any) -> str:
-    """`` (did you mean 'x'?)`` for the closest of ``choices``, or ``""``."""
-    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class _Strict(BaseModel):
@@ -376,60 +325,6 @@ class Policy(_Strict):
         return None
 
 
-_FIXES: dict[str, str] = {
-    "missing": "add this field",
-    "extra_forbidden": (
-        "remove it, or check its spelling against docs/policy.md or `shiftwatch schema policy`"
-    ),
-    "literal_error": "use one of the values listed",
-    "enum": "use one of the values listed",
-    "greater_than": "use a positive number",
-    "greater_than_equal": "raise the value",
-    "less_than_equal": "lower the value",
-    "string_pattern_mismatch": "use letters, digits and . _ : / - only",
-    "too_short": "add at least one entry",
-}
-
-
-class PolicyError(ValueError):
-    """A policy that cannot be used; ``problems`` holds (field, message, fix) triples.
-
-    ``locations`` holds, per problem, where the field is in the file (``line 7,
-    column 12``), or ``""`` where that is not known.
-    """
-
-    def __init__(
-        self,
-        source: str,
-        problems: list[tuple[str, str, str]],
-        locations: list[str] | None = None,
-    ) -> None:
-        self.source = source
-        self.problems = problems
-        self.locations = locations or [""] * len(problems)
-        lines = [f"{source}: {len(problems)} problem(s)"]
-        for (field, msg, fix), at in zip(problems, self.locations, strict=True):
-            where = f" ({at})" if at else ""
-            lines.append(f"  {field}{where}: {msg}" + (f" (fix: {fix})" if fix else ""))
-        super().__init__("\n".join(lines))
-
-
-def _field_path(loc: tuple[int | str, ...], raw: Any) -> str:
-    """Render a pydantic location naming list items, e.g. ``models[fraud].checks[fn].metric``."""
-    path = ""
-    node = raw
-    for part in loc:
-        if isinstance(part, int):
-            item = node[part] if isinstance(node, list) and part < len(node) else None
-            label = item.get("name") if isinstance(item, dict) else None
-            path += f"[{label or part}]"
-            node = item
-        else:
-            path += f".{part}" if path else str(part)
-            node = node.get(part) if isinstance(node, dict) else None
-    return path or "(file)"
-
-
 #: Every field name a policy can have, for did-you-mean on a misspelt one.
 def _field_names() -> set[str]:
     names: set[str] = set()
@@ -438,55 +333,7 @@ def _field_names() -> set[str]:
     return names
 
 
-_Marks = dict[tuple[int | str | None, ...], tuple[int, int]]
-
-
-def _marks(text: str) -> _Marks:
-    """Line and column (1-based) of every mapping value and list item in a YAML text."""
-    marks: _Marks = {}
-
-    def walk(node: yaml.Node, path: tuple[int | str | None, ...]) -> None:
-        marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode):
-                    walk(value, (*path, key.value))
-                    # The key itself, under a None: where an unknown key is reported.
-                    key_at = (key.start_mark.line + 1, key.start_mark.column + 1)
-                    marks[(*path, key.value, None)] = key_at
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, (*path, i))
-
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return marks
-    if root is not None:
-        walk(root, ())
-    return marks
-
-
-def _where(loc: tuple[int | str | None, ...], marks: _Marks) -> str:
-    """``line L, column C`` of the longest prefix of ``loc`` the YAML text has, or ``""``."""
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in marks:
-            line, col = marks[loc[:end]]
-            return f"line {line}, column {col}"
-    return ""
-
-
-def _suggestion(error: Any) -> str:
-    """A did-you-mean for a misspelt value or field name, or ``""``."""
-    if error["type"] in ("enum", "literal_error") and isinstance(error.get("input"), str):
-        expected = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
-        return did_you_mean(error["input"], expected)
-    if error["type"] == "extra_forbidden" and error["loc"]:
-        return did_you_mean(str(error["loc"][-1]), _field_names())
-    return ""
-
-
-def parse_policy(raw: Any, source: str = "<policy>", marks: _Marks | None = None) -> Policy:
+def parse_policy(raw: Any, source: str = "<policy>", marks: Marks | None = None) -> Policy:
     """Validate an already-parsed YAML document into a :class:`Policy`.
 
     ``marks`` (from the YAML text) add ``:line:col`` to each problem's field.
@@ -518,24 +365,8 @@ def parse_policy(raw: Any, source: str = "<policy>", marks: _Marks | None = None
     try:
         return Policy.model_validate(raw)
     except ValidationError as err:
-        problems, locations = [], []
-        for e in err.errors(include_url=False):
-            loc = tuple(e["loc"])
-            msg = e["msg"].removeprefix("Value error, ") + _suggestion(e)
-            fix = _FIXES.get(e["type"], "")
-            if _FIX in msg and msg.endswith(")"):
-                msg, fix = msg[:-1].split(_FIX, 1)
-            field = _field_path(loc, raw)
-            head = re.match(r"^([a-z_]+(\.[A-Za-z0-9_]+)?): ", msg)
-            if head and e["type"] == "value_error":  # "where.privileged: ...": a sub-field
-                sub = head.group(1)
-                field = f"{field}.{sub}" if field != "(file)" else sub
-                msg = msg[head.end() :]
-                loc = (*loc, *sub.split("."))
-            problems.append((field, msg, fix))
-            key = (None,) if e["type"] == "extra_forbidden" else ()
-            locations.append(_where((*loc, *key), marks or {}))
-        raise PolicyError(source, problems, locations) from None
+        found, locations = problems(err, raw, marks or {}, _field_names())
+        raise PolicyError(source, found, locations) from None
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -566,4 +397,4 @@ def load_policy(path: str | Path) -> Policy:
         raise PolicyError(
             str(p), [("(file)", f"not valid YAML: {problem}", "fix the YAML syntax there")], [at]
         ) from None
-    return parse_policy(raw, str(p), _marks(text))
+    return parse_policy(raw, str(p), yaml_marks(text))

@@ -9,8 +9,10 @@ each with the fix, from an :class:`~monitor.profile.EventProfile`.
 
 from __future__ import annotations
 
-from monitor.policy import LABEL_METRICS, Metric, ModelPolicy, Policy, did_you_mean
+from monitor.policy import ModelPolicy, Policy
 from monitor.profile import EventProfile, ModelProfile
+from monitor.suggest import did_you_mean
+from monitor.vocabulary import LABEL_METRICS, Metric
 
 __all__ = ["lint"]
 

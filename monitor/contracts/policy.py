@@ -17,7 +17,8 @@ True
 from __future__ import annotations
 
 from monitor.contracts.common import JsonSchema, describe, header, present
-from monitor.policy import DISTANCE_METRICS, SHIFT_METRICS, WHERE_FIELDS, Metric, Policy
+from monitor.policy import Policy
+from monitor.vocabulary import DISTANCE_METRICS, SHIFT_METRICS, WHERE_FIELDS, Metric
 
 __all__ = ["policy_schema"]
 

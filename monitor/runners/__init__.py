@@ -12,13 +12,14 @@ from typing import Any
 from detectors import detector_arl0
 from monitor.baseline_drift import BaselineDrift
 from monitor.episodes import CheckStatus, Clock, Episodes
-from monitor.policy import DISTANCE_METRICS, RATE_METRICS, Check, Metric, ModelPolicy
+from monitor.policy import Check, ModelPolicy
 from monitor.router import MAX_CANDIDATES
 from monitor.runners.base import CheckRunner
 from monitor.runners.distributions import DistributionRunner
 from monitor.runners.expected_fn import ExpectedFNRunner
 from monitor.runners.novel import NovelToolRunner
 from monitor.runners.rates import RateRunner
+from monitor.vocabulary import DISTANCE_METRICS, RATE_METRICS, Metric
 
 __all__ = [
     "CheckRunner",
