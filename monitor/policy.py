@@ -16,10 +16,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     ValidationError,
     WithJsonSchema,
-    model_serializer,
     model_validator,
 )
 
@@ -205,15 +203,6 @@ class FalseAlarm(_Strict):
             "the baseline's rate is estimated"
         ),
     )
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # Left out at its default, so a policy that does not set it dumps (and digests, see
-        # monitor.state.policy_digest) as before the field existed: checkpoints still match.
-        data: dict[str, Any] = handler(self)
-        if self.baseline_confidence == BASELINE_CONFIDENCE:
-            data.pop("baseline_confidence", None)
-        return data
 
 
 class ModelPolicy(_Strict):

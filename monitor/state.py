@@ -51,7 +51,7 @@ from monitor.envelope import (
     open_sealed,
     seal,
 )
-from monitor.policy import Policy
+from monitor.policy import BASELINE_CONFIDENCE, Policy
 
 if TYPE_CHECKING:
     from monitor.pipeline import Pipeline
@@ -112,15 +112,21 @@ _LEGACY_TABLE = "checkpoint"
 def policy_digest(policy: Policy) -> str:
     """A short digest of the policy a checkpoint was written under.
 
-    ``label_ages_seconds`` came after checkpoint format 2: left unset it is left
-    out, so a checkpoint of 0.2.0 still matches the policy it was written under.
+    Fields added after checkpoint format 2 are left out while they hold the value that
+    means "as before" (unset ``label_ages_seconds``, the default
+    ``false_alarm.baseline_confidence``), so a checkpoint of 0.2.0 still matches the
+    policy it was written under.
     """
-    unset = {
-        i: {"label_ages_seconds"}
-        for i, m in enumerate(policy.models)
-        if m.label_ages_seconds is None
-    }
-    dump = policy.model_dump_json(exclude={"models": unset} if unset else None)
+    added: dict[int, dict[str, Any]] = {}
+    for i, m in enumerate(policy.models):
+        leave: dict[str, Any] = {}
+        if m.label_ages_seconds is None:
+            leave["label_ages_seconds"] = True
+        if m.false_alarm.baseline_confidence == BASELINE_CONFIDENCE:
+            leave["false_alarm"] = {"baseline_confidence"}
+        if leave:
+            added[i] = leave
+    dump = policy.model_dump_json(exclude={"models": added} if added else None)
     return hashlib.sha256(dump.encode()).hexdigest()[:16]
 
 
