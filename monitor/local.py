@@ -42,12 +42,18 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "simulate", help="write the demo's simulated baseline and candidate traffic to JSONL"
     )
     s.add_argument("--out", required=True, help="JSONL file to write (overwritten)")
-    s.add_argument("--requests", type=int, default=60_000, help="requests (default 60000)")
-    s.add_argument("--rate", type=float, default=300.0, help="requests per second of event time")
+    s.add_argument("--requests", type=int, help="requests (default 60000)")
+    s.add_argument("--rate", type=float, help="requests per second of event time (default 300)")
     s.add_argument(
         "--identical",
         action="store_true",
         help="a candidate that behaves as the baseline (default: the demo's degradations)",
+    )
+    s.add_argument(
+        "--preset",
+        choices=["week"],
+        help="a whole story instead: week = seven days at 0.21 requests/s, the escalation "
+        "shift from day 1 to day 3 then fixed, a lang=ga deny-rate shift from day 3.5 on",
     )
     s.add_argument("--seed", type=int, default=7)
     s.set_defaults(handler=_simulate)
@@ -99,19 +105,33 @@ def _broker(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from monitor.demo.presets import preset
     from monitor.demo.simulator import Scenario, write_jsonl
 
-    if args.requests < 1 or args.rate <= 0:
-        print("shiftwatch simulate: --requests must be >= 1 and --rate > 0", file=sys.stderr)
-        return 2
-    scenario = (
-        Scenario.identical(seed=args.seed, requests_per_second=args.rate)
-        if args.identical
-        else replace(Scenario(seed=args.seed), requests_per_second=args.rate)
-    )
-    written = write_jsonl(args.out, scenario, args.requests)
+    if args.preset is not None:
+        given = [f for f, v in (("--requests", args.requests), ("--rate", args.rate)) if v]
+        if given or args.identical:
+            print(
+                f"shiftwatch simulate: --preset {args.preset} sets its own requests, rate and "
+                f"degradations; drop {', '.join(given) or '--identical'}",
+                file=sys.stderr,
+            )
+            return 2
+        scenario, requests = preset(args.preset, args.seed)
+    else:
+        requests = 60_000 if args.requests is None else args.requests
+        rate = 300.0 if args.rate is None else args.rate
+        if requests < 1 or rate <= 0:
+            print("shiftwatch simulate: --requests must be >= 1 and --rate > 0", file=sys.stderr)
+            return 2
+        scenario = (
+            Scenario.identical(seed=args.seed, requests_per_second=rate)
+            if args.identical
+            else replace(Scenario(seed=args.seed), requests_per_second=rate)
+        )
+    written = write_jsonl(args.out, scenario, requests)
     print(
-        f"wrote {written:,} events ({args.requests:,} requests) to {args.out}: model "
+        f"wrote {written:,} events ({requests:,} requests) to {args.out}: model "
         f"fraud-scorer, baseline {scenario.baseline}, candidate {scenario.candidate}"
     )
     return 0

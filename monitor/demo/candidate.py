@@ -158,6 +158,7 @@ class CandidateModel:
         miss_score: FloatArray,
         deviate_u: FloatArray,
         catch_score: FloatArray,
+        stretched: BoolArray | None = None,
     ) -> FloatArray:
         """Candidate scores for every request, as if the candidate had served it.
 
@@ -173,6 +174,9 @@ class CandidateModel:
             The block's draws for missed fraud (a legitimate-looking score),
             for choosing which fraud deviates, and for caught fraud (a review
             score).
+        stretched
+            Which requests the rare segment's deny stretch acts on (the
+            scenario's ``deny_window``); None: all of them.
 
         Returns
         -------
@@ -183,7 +187,8 @@ class CandidateModel:
         rare = lang == RARE_LANG_INDEX
         if self.stretch_x != self.stretch_y:
             # A monotone score change, so the decisions follow the scores.
-            out[rare] = np.interp(score[rare], self.stretch_x, self.stretch_y)
+            moved = rare if stretched is None else rare & stretched
+            out[moved] = np.interp(score[moved], self.stretch_x, self.stretch_y)
         if self.miss_p > 0.0:
             missed = rare & fraud & (out > REVIEW_ABOVE) & (deviate_u < self.miss_p)
             out[missed] = miss_score[missed]

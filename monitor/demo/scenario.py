@@ -86,6 +86,13 @@ class Scenario:
         ``clip(score + world_score_shift, 0, 1)`` before the candidate's own
         deviations, so both versions' scores, and the decisions taken on them,
         move together.
+    escalation_window, deny_window
+        ``(from, until)`` in seconds after ``start``: when the candidate's
+        escalation change (``escalation_factor``) and its rare-segment deny
+        change (``rare_lang_deny_factor``) act, on top of ``degrade_from``;
+        ``until`` None: to the end. The default ``(0.0, None)`` is always, so
+        a window only matters for a story such as the demo's week, where one
+        degradation is fixed and another starts later.
 
     Raises
     ------
@@ -119,6 +126,8 @@ class Scenario:
     world_change_at: float | None = None
     world_escalation_factor: float = 1.0
     world_score_shift: float = 0.0
+    escalation_window: tuple[float, float | None] = (0.0, None)
+    deny_window: tuple[float, float | None] = (0.0, None)
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -158,8 +167,16 @@ class Scenario:
             raise ValueError(f"world_change_at must be None or >= 0 seconds, got {at}")
         if not (math.isfinite(self.world_score_shift) and -1.0 <= self.world_score_shift <= 1.0):
             raise ValueError(f"world_score_shift must be in [-1, 1], got {self.world_score_shift}")
+        for name in ("escalation_window", "deny_window"):
+            _check_window(name, getattr(self, name))
         if self.start.tzinfo is None or self.start.utcoffset() is None:
             raise ValueError("start must be timezone-aware")
+
+    def acts(self, window: tuple[float, float | None], request: Any) -> Any:
+        """Whether a degradation with this window acts on request number(s) ``request``."""
+        seconds = request / self.requests_per_second
+        until = math.inf if window[1] is None else window[1]
+        return (seconds >= window[0]) & (seconds < until)
 
     @classmethod
     def identical(cls, **overrides: Any) -> Scenario:
@@ -186,3 +203,16 @@ class Scenario:
         }
         params.update(overrides)
         return cls(**params)
+
+
+def _check_window(name: str, window: object) -> None:
+    """Refuse a window that is not ``(from, until)`` seconds with ``0 <= from < until``."""
+    if not (isinstance(window, tuple) and len(window) == 2):
+        raise ValueError(f"{name} must be a (from, until) pair of seconds, got {window!r}")
+    start, until = window
+    if not (isinstance(start, int | float) and math.isfinite(start) and start >= 0):
+        raise ValueError(f"{name}: from must be >= 0 seconds, got {start!r}")
+    if until is not None and not (
+        isinstance(until, int | float) and math.isfinite(until) and until > start
+    ):
+        raise ValueError(f"{name}: until must be None or a number of seconds > from, got {until!r}")

@@ -102,9 +102,21 @@ def serve(sc: Scenario, model: CandidateModel, d: Draws, first: int = 0) -> Serv
         changed = request >= sc.world_change_at * sc.requests_per_second
         shift = np.where(changed, sc.world_score_shift, 0.0)
         baseline_score = np.clip(baseline_score + shift, 0.0, 1.0)
+    # Each degradation acts inside its own window of the scenario (default: always).
+    stretched = np.ones(n, dtype=np.bool_)
+    if sc.deny_window != (0.0, None):
+        stretched = sc.acts(sc.deny_window, request)
     served_score: FloatArray = np.where(
         degraded,
-        model.scores(baseline_score, d.lang, d.fraud, d.miss_score, d.deviate_u, d.catch_score),
+        model.scores(
+            baseline_score,
+            d.lang,
+            d.fraud,
+            d.miss_score,
+            d.deviate_u,
+            d.catch_score,
+            stretched=stretched,
+        ),
         baseline_score,
     )
     # Decisions are taken on the published (rounded) score so a consumer
@@ -116,7 +128,10 @@ def serve(sc: Scenario, model: CandidateModel, d: Draws, first: int = 0) -> Serv
         raw_latency_ms * np.where(degraded, sc.latency_factor, 1.0), 3
     )
 
-    escalation_p = ESCALATION_P[decision] * np.where(degraded, sc.escalation_factor, 1.0)
+    fewer_escalations = degraded
+    if sc.escalation_window != (0.0, None):
+        fewer_escalations = degraded & sc.acts(sc.escalation_window, request)
+    escalation_p = ESCALATION_P[decision] * np.where(fewer_escalations, sc.escalation_factor, 1.0)
     escalation_p = escalation_p * np.where(changed, sc.world_escalation_factor, 1.0)
     escalate = d.escalate_u < escalation_p
     novel = (
