@@ -26,7 +26,7 @@ Examples
 1.0
 >>> round(worsening(observed=0.015, reference=0.02, lower=0.01, upper=0.03), 6)
 0.5
->>> worsening(observed=0.08, reference=None, lower=0.0, upper=0.1)
+>>> round(worsening(observed=0.08, reference=None, lower=0.0, upper=0.1), 6)
 0.8
 """
 
