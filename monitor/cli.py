@@ -1,4 +1,5 @@
-"""The ``shiftwatch`` command: run, demo, replay, policy, schema; broker, simulate, produce."""
+"""The ``shiftwatch`` command: run, demo, replay, review, policy, schema; broker, simulate,
+produce."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from monitor.policy_commands import add_policy_command, policy_command
+from monitor.review.commands import add_review_command, review_command
 
 __all__ = ["main"]
 
@@ -292,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_demo(sub)
     _add_replay(sub)
+    add_review_command(sub)
     add_policy_command(sub)
     _add_schema(sub)
     from monitor.local import add_commands
@@ -336,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _cmd_run,
         "demo": _cmd_demo,
         "replay": _cmd_replay,
+        "review": review_command,
         "policy": policy_command,
         "schema": _cmd_schema,
     }

@@ -4,7 +4,7 @@ no pyplot, no display, no global figure registry).
 One plot per check trend (the candidate's observed value, the baseline's
 reference, the allowed band shaded, breaches shaded red, alerts marked), one
 for the tool-use mix and one for latency. The output is deterministic — a
-fixed ``svg.hashsalt``, no date in the metadata, text drawn as paths (no
+fixed ``svg.hashsalt``, no metadata (no date, no RDF), text drawn as paths (no
 font files) — so the same history gives the same file; the XML prolog and
 DOCTYPE (which names an external DTD) are dropped, since the SVG is inlined
 in HTML.
@@ -40,7 +40,12 @@ ALERT_COLOUR = "#b00020"
 def _svg(fig: Figure) -> str:
     buffer = io.StringIO()
     with rc_context(_STYLE):
-        fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+        fig.savefig(
+            buffer,
+            format="svg",
+            metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
+            bbox_inches="tight",
+        )
     text = buffer.getvalue()
     return text[text.index("<svg") :]
 
