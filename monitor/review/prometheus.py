@@ -77,6 +77,9 @@ CHECK_GAUGES = {
     "threshold": "shiftwatch_check_threshold",
 }
 
+#: Most steps one history reads per series (a year at one minute is 525,600).
+MAX_STEPS = 600_000
+
 #: What a Prometheus server cannot give the review, whatever it scraped.
 ALWAYS_MISSING = (
     "Prometheus holds no per-tool counts: the tool-use mix and privileged tools need the "
@@ -133,11 +136,20 @@ class PrometheusHistory(MemoryHistory):
             raise ValueError(f"since ({since!r}) must be a time at or before until ({until!r})")
         if not (math.isfinite(step) and step > 0):
             raise ValueError(f"step must be a positive number of seconds, got {step!r}")
+        if (until - since) / step > MAX_STEPS:
+            raise ValueError(
+                f"{(until - since) / step:.0f} steps of {step:g} s from since to until: more "
+                f"than {MAX_STEPS} per series; give a larger step"
+            )
         self.url, self.since, self.until, self.step = url, float(since), float(until), float(step)
         #: The first step: the grid ends exactly at ``until``, so the latest state is read.
         self.start = self.until - math.floor((self.until - self.since) / self.step) * self.step
         self.api = PrometheusApi(url, timeout)
-        policies = policy.models if isinstance(policy, Policy) else [policy] if policy else []
+        policies: list[ModelPolicy] = []
+        if isinstance(policy, Policy):
+            policies = list(policy.models)
+        elif policy is not None:
+            policies = [policy]
         self.policies = {p.name: p for p in policies}
         self._duplicates: set[str] = set()
         self._load()

@@ -39,15 +39,25 @@ def _close(a: float | None, b: float | None) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=0.0) or a == b
 
 
-def _model_events(port: int) -> dict[tuple[str, str], float]:
-    """The monitor's own shiftwatch_model_events_total, by (version, kind)."""
+def _counters(port: int, name: str) -> dict[tuple[str, ...], float]:
+    """The monitor's own counter ``name`` for the model, by its other label values."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         text = resp.read().decode()
     return {
-        (s.labels["version"], s.labels["kind"]): s.value
+        tuple(v for k, v in sorted(s.labels.items()) if k != "model"): s.value
         for family in text_string_to_metric_families(text)
         for s in family.samples
-        if s.name == "shiftwatch_model_events_total" and s.labels["model"] == MODEL
+        if s.name == name and s.labels["model"] == MODEL
+    }
+
+
+def _model_events(port: int) -> dict[tuple[str, ...], float]:
+    """shiftwatch_model_events_total and the latency observations, by (version, kind)."""
+    events = _counters(port, "shiftwatch_model_events_total")  # (kind, version)
+    latency = _counters(port, "shiftwatch_inference_latency_observations_total")
+    return {
+        **{(version, kind): n for (kind, version), n in events.items()},
+        **{(version, "latency"): n for (version,), n in latency.items()},
     }
 
 
@@ -145,6 +155,8 @@ def test_counts_verdict_and_model_read_back(scraped: Any) -> None:
         for kind, field in (("inference", "inferences"), ("action", "actions"),
                             ("outcome", "outcomes")):  # fmt: skip
             assert sum(getattr(s, field) for s in mine) == counts[(version, kind)], (version, kind)
+        assert sum(s.latency_count for s in mine) == counts[(version, "latency")] > 0
+        assert all(s.latency_sum_ms > 0 for s in mine if s.latency_count)
     spans = {s.version: s for s in history.versions(MODEL)}
     assert spans[CANDIDATE].inferences == counts[(CANDIDATE, "inference")]
     assert since <= spans[CANDIDATE].first_at <= spans[CANDIDATE].last_at <= until
@@ -218,5 +230,7 @@ def test_bad_arguments_are_refused() -> None:
         PrometheusHistory("http://127.0.0.1:9", since=10.0, until=0.0)
     with pytest.raises(ValueError, match="step"):
         PrometheusHistory("http://127.0.0.1:9", since=0.0, until=10.0, step=0.0)
+    with pytest.raises(ValueError, match="larger step"):
+        PrometheusHistory("http://127.0.0.1:9", since=0.0, until=1e9, step=1.0)
     with pytest.raises(PrometheusError, match="not an http"):
         PrometheusHistory("prometheus:9090", since=0.0, until=10.0)
