@@ -237,3 +237,24 @@ def test_bad_arguments_are_refused() -> None:
         PrometheusHistory("http://127.0.0.1:9", since=0.0, until=1e9, step=1.0)
     with pytest.raises(PrometheusError, match="not an http"):
         PrometheusHistory("prometheus:9090", since=0.0, until=10.0)
+
+
+def test_one_monitor_scraped_by_two_jobs_is_read_once(scraped: Any, tmp_path: Path) -> None:
+    """Two scrape targets exporting the same series: one is read, and the gap names both."""
+    mon = scraped[0]
+    target = f"127.0.0.1:{mon.port}"
+    prom = Prometheus(tmp_path / "prom", [target], [])
+    prom.config.write_text(
+        prom.config.read_text()
+        + f"  - job_name: shiftwatch-again\n    static_configs:\n      - targets: ['{target}']\n"
+    )
+    with prom:
+        wait_until(
+            lambda: len({s["metric"]["job"] for s in prom.query("shiftwatch_check_state")}) == 2
+        )
+        now = time.time()
+        history = PrometheusHistory(prom.url, since=now - 3, until=now, step=1.0)
+    keys = [(s.version, s.check, s.segment, s.at) for s in history.checks]
+    assert keys and len(keys) == len(set(keys))
+    (gap,) = [g for g in history.gaps() if "Several scrape targets" in g]
+    assert f"shiftwatch/{target}" in gap and f"shiftwatch-again/{target}" in gap
