@@ -24,15 +24,16 @@ from monitor.broker import free_port
 __all__ = ["Alertmanager", "Prometheus", "get_json", "require_binary", "wait_until"]
 
 
-def require_binary(*names: str) -> str:
-    """The first of ``names`` on PATH; fails in CI and skips elsewhere when none is."""
+def require_binary(*names: str, packages: str = "prometheus, prometheus-alertmanager") -> str:
+    """The first of ``names`` on PATH; fails in CI and skips elsewhere when none is.
+
+    ``packages`` names the Debian packages that install them, for the message.
+    """
     for name in names:
         path = shutil.which(name)
         if path:
             return path
-    message = (
-        f"{' or '.join(names)} not installed (Debian packages prometheus, prometheus-alertmanager)"
-    )
+    message = f"{' or '.join(names)} not installed (Debian packages {packages})"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)

@@ -8,7 +8,10 @@
   that compute something;
 - :mod:`monitor.review.plots`, :mod:`monitor.review.html`,
   :mod:`monitor.review.markdown`: the report rendered;
-- :mod:`monitor.review.commands`: ``shiftwatch review`` and ``shiftwatch review sign``.
+- :mod:`monitor.review.commands`: ``shiftwatch review`` and ``shiftwatch review sign``;
+- :mod:`monitor.review.prometheus` (with :mod:`monitor.review.promql` and
+  :mod:`monitor.review.prometheus_rows`): the history read from a Prometheus server;
+- :mod:`monitor.review.screenshot`: the report rendered to PNG by headless Chromium.
 """
 
 from monitor.review.build import ReviewError, build_review
