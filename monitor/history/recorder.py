@@ -219,14 +219,21 @@ class HistoryRecorder:
         pipeline = self._pipeline
         if pipeline is not None:
             for name, tally in self._tallies.items():
-                mark = pipeline.watermarks.watermark(name)
-                if not math.isfinite(mark):
-                    continue
-                end = (math.floor(mark / self.resolution_seconds) + 1) * self.resolution_seconds
                 served, tools = tally.rows(math.inf)  # still open: a restart goes on with them
+                ends = [s.sample.at for s in served]
+                # Event time may be held back by partitions that never spoke: their data
+                # is written all the same.
+                mark = pipeline.watermarks.watermark(name)
+                if math.isfinite(mark):
+                    ends.append(
+                        (math.floor(mark / self.resolution_seconds) + 1) * self.resolution_seconds
+                    )
+                if not ends:
+                    continue
+                self._policy(name, max(ends))
                 self._pending.served += served
                 self._pending.tools += tools
-                self._sample(name, max([end, *(s.sample.at for s in served)]))
+                self._sample(name, max(ends))
         self._write()
         self._closed = True
         if self._store is not None:

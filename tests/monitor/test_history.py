@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from monitor.broker import EmbeddedBroker
+from monitor.config import ConfigError, load_settings
 from monitor.demo.simulator import write_jsonl
 from monitor.envelope import open_sealed
 from monitor.history.recorder import HistoryRecorder
@@ -33,8 +35,19 @@ from monitor.metrics import Metrics
 from monitor.pipeline import Pipeline
 from monitor.policy import load_policy
 from monitor.replay import LogDeadLetterSink, replay
+from monitor.run import history_path
 from monitor.state import SqliteStateStore
-from tests.conftest import DEMO_POLICY, demo_scenario, read_jsonl
+from tests.conftest import (
+    DEMO_POLICY,
+    Monitor,
+    demo_scenario,
+    demo_traffic,
+    http_request,
+    metric_sum,
+    produce,
+    read_jsonl,
+    wait_kafka,
+)
 from tests.monitor import test_checkpoint_fixture as fixture
 
 MODEL = "fraud-scorer"
@@ -372,3 +385,62 @@ def test_signoffs_and_json_columns_read_back(tmp_path: Path) -> None:
     assert store.signoffs("m") == [signoff]
     assert json.loads(json.dumps(store.describe()))["format"] == FORMAT
     store.close()
+
+
+# -- shiftwatch run -------------------------------------------------------------------------
+
+
+def test_run_with_a_state_file_records_the_history_next_to_it(
+    broker: EmbeddedBroker, topic: str, tmp_path: Path
+) -> None:
+    """`shiftwatch run` with state.path: every inference it consumed is in the history
+    next to the state file once it stops."""
+    (traffic,) = demo_traffic(41, 3000)
+    n = produce(broker.bootstrap_servers, topic, traffic)
+    inferences = sum(1 for e in traffic if e["kind"] == "inference")
+    mon = Monitor(broker, topic, "g-history", tmp_path)
+    mon.start()
+    try:
+        url = f"http://127.0.0.1:{mon.port}/metrics"
+
+        def consumed() -> float:
+            try:
+                return metric_sum(http_request(url)[2], "shiftwatch_events_consumed_total")
+            except OSError:
+                return 0.0
+
+        wait_kafka(lambda: consumed() >= n)
+        mon.kill(signal.SIGTERM)
+        assert mon.proc is not None and mon.proc.returncode == 0
+    finally:
+        if mon.proc is not None and mon.proc.poll() is None:
+            mon.proc.kill()
+    store = HistoryStore.open_existing(tmp_path / "state.sqlite3")
+    try:
+        assert store.path == tmp_path / HISTORY_FILE
+        served = store.version_samples(MODEL, *EVER)
+        assert sum(v.inferences for v in served) == inferences
+        assert store.check_samples(MODEL, *EVER) and store.models()
+    finally:
+        store.close()
+
+
+def test_history_settings_are_validated_and_placed() -> None:
+    """A bad history setting names its field; the file goes next to state.path unless set,
+    and a changelog records only to an explicit path."""
+    with pytest.raises(ConfigError, match=r"history\.resolution_seconds"):
+        load_settings(policy=str(DEMO_POLICY), history={"resolution_seconds": 0})
+    with pytest.raises(ConfigError, match=r"history\.retention_days"):
+        load_settings(policy=str(DEMO_POLICY), history={"retention_days": -1})
+    state = load_settings(policy=str(DEMO_POLICY), state={"path": "/v/state.sqlite3"})
+    assert history_path(state) == Path("/v") / HISTORY_FILE
+    off = load_settings(
+        policy=str(DEMO_POLICY), state={"path": "/v/s.sqlite3"}, history={"enabled": False}
+    )
+    assert history_path(off) is None
+    changelog = {"changelog_topic": "t", "secret": "k" * 32}
+    assert history_path(load_settings(policy=str(DEMO_POLICY), state=changelog)) is None
+    explicit = load_settings(
+        policy=str(DEMO_POLICY), state=changelog, history={"path": "/r/h.sqlite3"}
+    )
+    assert history_path(explicit) == Path("/r") / HISTORY_FILE
