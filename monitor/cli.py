@@ -148,6 +148,20 @@ def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "is in time order); lines further out of order are counted as late",
     )
     p.add_argument(
+        "--history-resolution",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="with --state, the history's buckets of event time, in seconds (default 300)",
+    )
+    p.add_argument(
+        "--history-retention",
+        type=float,
+        default=35.0,
+        metavar="DAYS",
+        help="with --state, days of history kept before the newest time (default 35)",
+    )
+    p.add_argument(
         "--summary-json",
         action="store_true",
         help="print the summary as one JSON object (for scripts) instead of text",
@@ -190,6 +204,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             state_mismatch=args.state_mismatch,
             reorder_window=args.reorder_window,
             summary=summary,
+            history_resolution=args.history_resolution,
+            history_retention=args.history_retention * 86400.0,
         )
     except StateMismatch as err:  # one line: the file, why, and the fix; no traceback
         print(f"shiftwatch replay: {err}", file=sys.stderr)

@@ -20,6 +20,7 @@ from monitor.config_errors import ENV_PREFIX, ConfigError, config_fix
 __all__ = [
     "AlertingSettings",
     "ConfigError",
+    "HistorySettings",
     "KafkaSettings",
     "LimitsSettings",
     "Settings",
@@ -313,6 +314,30 @@ class StateSettings(BaseModel):
         return (_secret(self.changelog_secret, self.changelog_secret_file) or "").encode()
 
 
+class HistorySettings(BaseModel):
+    """The history the monitor records for ``shiftwatch review`` (:mod:`monitor.history`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        default=True,
+        description="record the history (needs state.path, or history.path with a changelog)",
+    )
+    path: Path | None = Field(
+        default=None,
+        description=(
+            "the history file; default history.sqlite3 next to state.path (with "
+            "state.changelog_topic only an explicit path is recorded, one per replica)"
+        ),
+    )
+    resolution_seconds: float = Field(
+        default=300.0, gt=0, le=86400, description="event-time seconds per history bucket"
+    )
+    retention_days: float = Field(
+        default=35.0, gt=0, le=3660, description="days of history kept before the newest time"
+    )
+
+
 class Settings(BaseSettings):
     """Everything ``shiftwatch run`` needs."""
 
@@ -328,6 +353,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=9464, ge=0, le=65535)
     alerts_out: Path | None = None

@@ -144,6 +144,12 @@ class Metrics:
             "Checkpoints that could not be saved or committed (retried at the next chance).",
             registry=r,
         )
+        self.history_write_failures = Counter(
+            "shiftwatch_history_write_failures_total",
+            "Writes to the history file that failed (disk full, locked, unwritable); their "
+            "rows are dropped and monitoring goes on.",
+            registry=r,
+        )
         self.batch_size = Histogram(
             "shiftwatch_batch_messages",
             "Messages per processed batch.",

@@ -16,7 +16,7 @@ owner processes again.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 from kafka.errors import KafkaError
@@ -24,6 +24,7 @@ from kafka.errors import KafkaError
 from monitor.alerts import AlertSink
 from monitor.changelog import KafkaChangelog
 from monitor.config import LimitsSettings
+from monitor.history.recorder import HistoryRecorder
 from monitor.messages import DeadLetterSink, Message
 from monitor.metrics import Metrics
 from monitor.pipeline import BatchResult, Ledger, Pipeline
@@ -59,11 +60,13 @@ class PartitionedPipeline:
         group: str,
         every_seconds: float,
         mismatch: Mismatch = "fail",
+        history: Callable[[], HistoryRecorder] | None = None,
     ) -> None:
         """``mismatch``: what to do with a changelog entry that cannot be restored
         (``state.mismatch``): ``fail`` sets :attr:`refused`, which the service raises
         after the poll that assigned the partition; ``fresh`` starts the partition
-        afresh from the group's committed offset."""
+        afresh from the group's committed offset. ``history``: makes each partition's
+        history recorder (its open buckets move with the partition's checkpoint)."""
         self.policy = policy
         self.dead_letters = dead_letters
         self.alert_sinks = list(alert_sinks)
@@ -82,12 +85,15 @@ class PartitionedPipeline:
         self._digest = policy_digest(policy)
         self.mismatch: Mismatch = mismatch
         self.refused: StateMismatch | None = None
+        self.history = history
 
     def _new(self, tp: str) -> Pipeline:
+        recorder = self.history() if self.history is not None else None
         part = Pipeline(
             self.policy,
             dead_letters=self.dead_letters,
-            alert_sinks=self.alert_sinks,
+            alert_sinks=[*self.alert_sinks, recorder] if recorder is not None else self.alert_sinks,
+            history=recorder,
             metrics=self.metrics,
             limits=self.limits,
             verdicts=self.verdicts,
@@ -163,6 +169,8 @@ class PartitionedPipeline:
             if tp in self.positions:
                 offsets[tp] = self.positions.pop(tp)
             part.release()
+            if part.history is not None:  # its open buckets go on in the next owner's file
+                part.history.close()
             self._retired.add(part.ledger)
         return offsets
 
@@ -240,4 +248,7 @@ class PartitionedPipeline:
         self.dead_letters.close()
         for sink in self.alert_sinks:
             sink.close()
+        for part in self.parts.values():
+            if part.history is not None:
+                part.history.close()
         self.changelog.close()

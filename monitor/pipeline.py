@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from itertools import accumulate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -35,6 +35,9 @@ from monitor.runners import ModelRunners, model_runners
 from monitor.runners.base import Locate
 from monitor.verdict import VerdictBoard
 from monitor.watermarks import Watermarks
+
+if TYPE_CHECKING:
+    from monitor.history.recorder import HistoryRecorder
 
 __all__ = ["BatchResult", "Ledger", "Pipeline"]
 
@@ -62,6 +65,9 @@ class Pipeline:
         data: another replica may own the model).
     wall_clock
         Monotonic seconds, for input idleness (injectable for tests).
+    history
+        Records the history (:mod:`monitor.history.recorder`): told of each batch after
+        its verdicts are published, checkpointed with the pipeline, closed with it.
     """
 
     def __init__(
@@ -77,6 +83,7 @@ class Pipeline:
         declare: bool = True,
         quiet: bool = False,
         wall_clock: Callable[[], float] = time.monotonic,
+        history: HistoryRecorder | None = None,
     ) -> None:
         self.policy = policy
         self.dead_letters = dead_letters
@@ -105,6 +112,9 @@ class Pipeline:
         self._published: set[tuple[str, str]] = set()
         self._last: SourcePosition | None = None
         self._declare = declare
+        self.history = history
+        if history is not None:
+            history.attach(self)
         for model in self.models.values():
             for kind in ("inference", "action", "outcome"):  # zero until the first late one
                 self.metrics.late.labels(model.policy.name, kind)
@@ -166,6 +176,8 @@ class Pipeline:
         )
         result = BatchResult(counts, alerts, time.perf_counter() - started)
         self._account(result, consumed, routed, rejected, late)
+        if self.history is not None:
+            self.history.observe(routed, backlog)
         return result
 
     def _validate(
@@ -322,7 +334,7 @@ class Pipeline:
     # -- checkpoints (monitor.state) -------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Everything needed to continue, as plain data and arrays (between batches only)."""
-        return {
+        state = {
             "router": self.router.state(),
             "watermarks": self.watermarks.state(),
             "models": {
@@ -334,6 +346,9 @@ class Pipeline:
                 name: model.baseline_drift.state() for name, model in self.models.items()
             },
         }
+        if self.history is not None:
+            state["history"] = self.history.state()
+        return state
 
     def restore_state(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state`, taken under the same policy; verdicts are republished."""
@@ -346,6 +361,8 @@ class Pipeline:
         drift = state.get("baseline_drift", {})  # absent in a checkpoint of 0.2.x
         for name, model in self.models.items():
             model.baseline_drift.restore(drift.get(name))
+        if self.history is not None:  # absent from checkpoints of 0.3.x and earlier
+            self.history.restore(state.get("history"))
         for model in self.models.values():
             versions = model.drain_touched()
             if self._declare:
@@ -360,7 +377,9 @@ class Pipeline:
         self._published.clear()
 
     def close(self) -> None:
-        """Flush and close every sink."""
+        """Flush and close every sink, and the history (its open buckets written)."""
         self.dead_letters.close()
         for sink in self.alert_sinks:
             sink.close()
+        if self.history is not None:
+            self.history.close()

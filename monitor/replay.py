@@ -14,6 +14,8 @@ from monitor.alerts import AlertSink, JsonlAlertSink, LogAlertSink
 from monitor.checkpointer import Checkpointer, restore_outputs
 from monitor.config import LimitsSettings
 from monitor.events import Rejection
+from monitor.history.recorder import DEFAULT_RESOLUTION_SECONDS, HistoryRecorder
+from monitor.history.store import DEFAULT_RETENTION_SECONDS, history_file
 from monitor.messages import JsonlDeadLetterSink, Message
 from monitor.metrics import Metrics
 from monitor.pipeline import Ledger, Pipeline
@@ -95,6 +97,8 @@ def replay(
     state_mismatch: Mismatch = "fail",
     reorder_window: float = 0.0,
     summary: dict[str, Any] | None = None,
+    history_resolution: float = DEFAULT_RESOLUTION_SECONDS,
+    history_retention: float = DEFAULT_RETENTION_SECONDS,
 ) -> Ledger:
     """Run the pipeline over ``events`` (``-`` for stdin) and return the ledger.
 
@@ -115,6 +119,10 @@ def replay(
     (:mod:`monitor.reorder`); lines further out of order are counted as late.
     ``summary``, if given, is filled with :func:`monitor.summary.replay_summary`
     at the end.
+
+    With ``state_dir`` the run also records its history (:mod:`monitor.history`) into
+    ``state_dir/history.sqlite3``, in buckets of ``history_resolution`` seconds of event
+    time, keeping ``history_retention`` seconds of it.
     """
     if not reorder_window >= 0:
         raise ValueError(f"--reorder-window must be >= 0 seconds, got {reorder_window}")
@@ -123,6 +131,12 @@ def replay(
             "--reorder-window cannot be combined with --state yet: lines held for "
             "reordering are not in a checkpoint (fix: sort the file by time, then use --state)"
         )
+    if not (0 < history_resolution < float("inf")):
+        raise ValueError(
+            f"--history-resolution must be a number of seconds > 0, got {history_resolution}"
+        )
+    if not (history_retention > 0):
+        raise ValueError(f"--history-retention must be > 0 days, got {history_retention / 86400}")
     if state_dir is not None and str(events) == "-":
         raise ValueError("--state needs a file to resume: standard input cannot be re-read")
     if state_dir is not None and Path(state_dir).exists() and not Path(state_dir).is_dir():
@@ -138,8 +152,22 @@ def replay(
     sinks: list[AlertSink] = [LogAlertSink()]
 
     def new_pipeline() -> Pipeline:
+        history = (
+            HistoryRecorder(
+                history_file(Path(state_dir)),
+                resolution_seconds=history_resolution,
+                retention_seconds=history_retention,
+            )
+            if state_dir is not None
+            else None
+        )
         return Pipeline(
-            policy, dead_letters=LogDeadLetterSink(), metrics=metrics, limits=limits, clock="event"
+            policy,
+            dead_letters=LogDeadLetterSink(),
+            metrics=metrics,
+            limits=limits,
+            clock="event",
+            history=history,
         )
 
     pipeline = new_pipeline()
@@ -183,6 +211,8 @@ def replay(
     dead_sink = (
         JsonlDeadLetterSink(dead_letter_out, append=resume) if dead_letter_out is not None else None
     )
+    if pipeline.history is not None:
+        sinks.append(pipeline.history)
     pipeline.alert_sinks = sinks
     pipeline.dead_letters = dead_sink if dead_sink is not None else LogDeadLetterSink()
     total = os.path.getsize(events) if str(events) != "-" and Path(events).is_file() else None

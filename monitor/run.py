@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import structlog
 from kafka.errors import KafkaError
@@ -13,6 +14,8 @@ from monitor.changelog import KafkaChangelog
 from monitor.checkpointer import Checkpointer, Positioned, restore_outputs
 from monitor.config import Settings
 from monitor.deliveries import AlertmanagerDelivery, Delivery, KafkaDelivery, WebhookDelivery
+from monitor.history.recorder import HistoryRecorder
+from monitor.history.store import history_file
 from monitor.http import HttpServer
 from monitor.metrics import Metrics
 from monitor.outbox import Outbox
@@ -29,7 +32,7 @@ from monitor.state import (
     load_checkpoint,
 )
 
-__all__ = ["build_outbox", "build_service", "connect", "serve"]
+__all__ = ["build_outbox", "build_service", "connect", "history_path", "serve"]
 
 log = structlog.get_logger("shiftwatch.run")
 
@@ -53,6 +56,39 @@ def build_outbox(settings: Settings, metrics: Metrics) -> Outbox | None:
     if not deliveries:
         return None
     return Outbox(cfg.outbox_path, deliveries, metrics, max_backoff=cfg.max_backoff_seconds)
+
+
+def history_path(settings: Settings) -> Path | None:
+    """Where ``run`` records its history: ``history.path``, else next to ``state.path``.
+
+    None when the history is disabled, or when there is nowhere to put it: no
+    ``state.path``, or several replicas (``state.changelog_topic``) without an
+    explicit ``history.path`` (each replica then writes its own file).
+    """
+    cfg = settings.history
+    if not cfg.enabled:
+        return None
+    if cfg.path is not None:
+        return history_file(cfg.path)
+    if settings.state.path is not None:
+        return history_file(settings.state.path)
+    return None
+
+
+def _recorder_factory(settings: Settings) -> Callable[[], HistoryRecorder] | None:
+    path = history_path(settings)
+    if path is None:
+        return None
+    cfg = settings.history
+
+    def recorder() -> HistoryRecorder:
+        return HistoryRecorder(
+            path,
+            resolution_seconds=cfg.resolution_seconds,
+            retention_seconds=cfg.retention_days * 86400.0,
+        )
+
+    return recorder
 
 
 def build_service(
@@ -112,6 +148,7 @@ def build_service(
             group=settings.kafka.group_id,
             every_seconds=settings.state.checkpoint_seconds,
             mismatch=settings.state.mismatch,
+            history=_recorder_factory(settings),
         )
         source.on_assign = partitioned.assigned
         source.on_revoke = partitioned.revoked
@@ -119,9 +156,17 @@ def build_service(
             source, partitioned, on_batch=on_batch, checkpointer=partitioned, metrics=metrics
         )
 
+    recorder = _recorder_factory(settings)
+
     def new_pipeline() -> Pipeline:
+        history = recorder() if recorder is not None else None
         return Pipeline(
-            policy, dead_letters=dead, alert_sinks=sinks, metrics=metrics, limits=settings.limits
+            policy,
+            dead_letters=dead,
+            alert_sinks=[*sinks, history] if history is not None else sinks,
+            metrics=metrics,
+            limits=settings.limits,
+            history=history,
         )
 
     pipeline = new_pipeline()
