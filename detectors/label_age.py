@@ -311,6 +311,14 @@ class EqualAgeRateDetector(Detector):
         det = self.horizon if k == len(self.ages) else self._at[k]
         return det.threshold if det is not None else math.nan
 
+    @property
+    def boundaries(self) -> tuple[float | None, float | None]:
+        """The lead test's tolerance boundaries (upper, lower), in the units of its rates:
+        at an age, the shares positive by that age (the horizon's until that test starts)."""
+        k = self._lead()
+        det = self.horizon if k == len(self.ages) else self._at[k]
+        return (det if det is not None else self.horizon).boundaries
+
     def evidence(self) -> Evidence:
         """The lead test's rates: at an age, the shares positive by that age, and the age."""
         k = self._lead()

@@ -256,8 +256,9 @@ def build_review(
     version: str | None = None,
     latency_edges: Sequence[float] | None = None,
     source_name: str = "history",
+    clock: str = "event time",
 ) -> Review:
-    """The review of the period ``[since, until]`` (epoch seconds, event time).
+    """The review of the period ``[since, until]`` (epoch seconds, on ``clock``).
 
     Parameters
     ----------
@@ -272,6 +273,9 @@ def build_review(
         (None: means only).
     source_name
         How the report names its source (a state directory, a Prometheus URL).
+    clock
+        The clock of the source's times: ``event time`` (the monitor's history)
+        or the wall clock of Prometheus's scrapes.
 
     Raises
     ------
@@ -311,4 +315,5 @@ def build_review(
         source=source_name,
         models=tuple(reviews),
         gaps=tuple(source.gaps()),
+        clock=clock,
     )

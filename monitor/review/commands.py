@@ -9,15 +9,16 @@ model owner's decision in the history; the next report shows it.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import structlog
 
 from monitor.history.rows import HistorySource, SignOff
+from monitor.history.store import LATENCY_EDGES_MS, HistoryStore, history_file
+from monitor.policy import load_policy
 from monitor.review.build import ReviewError, build_review
 from monitor.review.period import parse_duration, parse_until
 
@@ -41,7 +42,11 @@ def add_review_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "arguments, no history, an unknown model, or nothing recorded in the period.",
     )
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--state", metavar="DIR", help="the monitor's state directory")
+    source.add_argument(
+        "--state",
+        metavar="PATH",
+        help="the history: a replay's --state DIR, a run's state.path, or history.sqlite3",
+    )
     source.add_argument(
         "--prometheus",
         metavar="URL",
@@ -56,6 +61,12 @@ def add_review_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument(
         "--until",
         help="end of the period: RFC 3339, or 'now' (default: the latest time in the history)",
+    )
+    p.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="with --prometheus: the policy, for the tolerances, owner and controls Prometheus "
+        "does not hold",
     )
     p.add_argument("--model", help="only this model")
     p.add_argument("--version", help="only this candidate version")
@@ -72,7 +83,12 @@ def add_review_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         description="Record a sign-off (wall-clock time) in the history of --state; the next "
         "review shows it. --version may be left out when the model has one candidate.",
     )
-    s.add_argument("--state", metavar="DIR", required=True, help="the monitor's state directory")
+    s.add_argument(
+        "--state",
+        metavar="PATH",
+        required=True,
+        help="the history: a replay's --state DIR, a run's state.path, or history.sqlite3",
+    )
     s.add_argument("--model", required=True)
     s.add_argument("--version", help="the candidate version (default: the model's only one)")
     s.add_argument("--decision", required=True, choices=DECISIONS)
@@ -80,35 +96,33 @@ def add_review_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     s.add_argument("--note", required=True, metavar="TEXT", help="why")
 
 
-def _open_store(state: str) -> Any:
-    """The history store of a state directory, opened for reading and sign-offs."""
-    directory = Path(state)
-    if not directory.is_dir():
-        raise ReviewError(f"--state {state}: no such directory (fix: the DIR given to --state)")
-    try:
-        store = importlib.import_module("monitor.history.store")
-    except ImportError as err:  # the store is a separate module; say so rather than crash
-        raise ReviewError(f"this installation has no history store ({err})") from err
-    return store.HistoryStore.open_existing(store.history_file(directory))
+def _open_store(state: str, *, write: bool = False) -> HistoryStore:
+    """The history of a state location (a replay's ``--state DIR``, a run's
+    ``state.path``, or the history file itself); ``write`` for a sign-off."""
+    path = Path(state)
+    if not path.exists():
+        raise ReviewError(
+            f"--state {state}: no such directory or file (fix: the DIR given to "
+            "`replay --state`, or the state.path of `run`)"
+        )
+    store = HistoryStore.open_existing(path)  # checks it is a history of this format
+    if not write:
+        return store
+    store.close()
+    return HistoryStore(history_file(path))
 
 
-def _latency_edges() -> tuple[float, ...] | None:
-    try:
-        store = importlib.import_module("monitor.history.store")
-    except ImportError:
-        return None
-    return tuple(float(e) for e in store.LATENCY_EDGES_MS)
+def _prometheus(
+    url: str, since: str, until: str | None, policy: str | None
+) -> tuple[HistorySource, float, float]:
+    """The history read from Prometheus over the period (wall clock: ``--until`` is now)."""
+    from monitor.review.prometheus import PrometheusHistory
 
-
-def _prometheus(url: str, since: str, until: str | None) -> tuple[HistorySource, float, float]:
-    try:  # built separately; imported only when asked for
-        prometheus = importlib.import_module("monitor.review.prometheus")
-    except ImportError as err:
-        raise ReviewError(f"this installation has no Prometheus reader ({err})") from err
+    model_policy = load_policy(policy) if policy is not None else None
     end = parse_until(until, latest=time.time(), now=time.time())
     start = end - parse_duration(since)
     step = max(15.0, (end - start) / PROMETHEUS_POINTS)
-    source: HistorySource = prometheus.PrometheusHistory(url, since=start, until=end, step=step)
+    source = PrometheusHistory(url, since=start, until=end, step=step, policy=model_policy)
     return source, start, end
 
 
@@ -127,11 +141,14 @@ def _review(args: argparse.Namespace) -> int:
     fmt = args.format or ("md" if args.out == "-" or args.out.endswith(".md") else "html")
     if args.out == "-" and fmt != "md":
         raise ReviewError("--out - writes Markdown: drop --format html, or give a file")
+    if args.policy is not None and args.prometheus is None:
+        raise ReviewError("--policy goes with --prometheus: a --state history holds its policy")
     duration = parse_duration(args.since)
     store = None
     if args.prometheus is not None:
-        source, since, until = _prometheus(args.prometheus, args.since, args.until)
+        source, since, until = _prometheus(args.prometheus, args.since, args.until, args.policy)
         name = f"Prometheus at {args.prometheus}"
+        clock = "wall clock of Prometheus's scrapes"
     else:
         store = source = _open_store(args.state)
         covered = source.span()
@@ -140,6 +157,7 @@ def _review(args: argparse.Namespace) -> int:
         until = parse_until(args.until, latest=covered[1], now=time.time())
         since = until - duration
         name = f"state directory {args.state}"
+        clock = "event time"
     try:
         review = build_review(
             source,
@@ -147,8 +165,9 @@ def _review(args: argparse.Namespace) -> int:
             until,
             model=args.model,
             version=args.version,
-            latency_edges=_latency_edges(),
+            latency_edges=tuple(LATENCY_EDGES_MS),
             source_name=name,
+            clock=clock,
         )
     finally:
         if store is not None:
@@ -174,7 +193,7 @@ def _sign(args: argparse.Namespace) -> int:
 
     if not args.by.strip() or not args.note.strip():
         raise ReviewError("--by and --note must not be empty: say who decides and why")
-    store = _open_store(args.state)
+    store = _open_store(args.state, write=True)
     try:
         names = [m.model for m in store.models()]
         if args.model not in names:
@@ -213,6 +232,9 @@ def _sign(args: argparse.Namespace) -> int:
 
 def review_command(args: argparse.Namespace) -> int:
     """Run ``shiftwatch review`` or ``shiftwatch review sign``; errors are one line, exit 2."""
+    from monitor.logging import configure_logging
+
+    configure_logging("warning")  # to stderr: with --out -, stdout is the report alone
     try:
         return _sign(args) if args.review_command == "sign" else _review(args)
     except ValueError as err:  # ReviewError, HistoryError and bad --since/--until are ValueErrors

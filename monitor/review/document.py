@@ -58,7 +58,7 @@ class Section:
 
 def _overview(review: Review) -> Section:
     lines = [
-        f"Period: {time(review.since)} to {time(review.until)} (event time), "
+        f"Period: {time(review.since)} to {time(review.until)} ({review.clock}), "
         f"{duration(review.until - review.since)}.",
         f"History: {review.source}, covering {time(review.covered[0])} to "
         f"{time(review.covered[1])}.",
@@ -164,12 +164,11 @@ def _checks(review: Review, v: VersionReview, with_plots: bool) -> Section:
                 str(len(t.alert_times)),
             )
         )
-    origin = time(review.since)
     plotted = tuple(
         Plot(
             f"trend-{t.check}",
             f"{t.check}: trend",
-            plots.trend_plot(t, review.since, origin) if with_plots else "",
+            plots.trend_plot(t, f"{review.clock}, UTC") if with_plots else "",
         )
         for t in v.trends
     )

@@ -189,3 +189,6 @@ class Review:
     source: str
     models: tuple[ModelReview, ...]
     gaps: tuple[str, ...] = field(default=())
+    #: The clock of every time in the report: the events' own (a history), or the
+    #: scrapes' (Prometheus).
+    clock: str = "event time"

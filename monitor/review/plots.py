@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
+from matplotlib import dates as mdates
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
@@ -50,24 +52,26 @@ def _svg(fig: Figure) -> str:
     return text[text.index("<svg") :]
 
 
-def _days(values: Sequence[float], origin: float) -> list[float]:
-    return [(v - origin) / 86_400.0 for v in values]
+def _days(values: Sequence[float]) -> list[float]:
+    """Epoch seconds as matplotlib date numbers (days since its epoch, 1970-01-01 UTC)."""
+    return [v / 86_400.0 for v in values]
 
 
 def _nan(value: float | None) -> float:
     return float("nan") if value is None else value
 
 
-def trend_plot(trend: CheckTrend, origin: float, origin_label: str) -> str:
+def trend_plot(trend: CheckTrend, time_label: str = "UTC") -> str:
     """The check's overall stream over the period, as an SVG string.
 
-    The x axis is in days since ``origin`` (the period's start), named by ``origin_label``.
+    The x axis is the date and time (UTC); ``time_label`` names its clock
+    (event time from the history, wall clock from Prometheus).
     """
     with rc_context(_STYLE):
         fig = Figure(figsize=(7.0, 2.2))
         ax = fig.subplots()
         s = trend.samples
-        at = _days([x.at for x in s], origin)
+        at = _days([x.at for x in s])
         lower = [_nan(x.lower) for x in s]
         upper = [_nan(x.upper) for x in s]
         if s:
@@ -86,9 +90,9 @@ def trend_plot(trend: CheckTrend, origin: float, origin_label: str) -> str:
                 at, [_nan(x.observed) for x in s], color=CANDIDATE_COLOUR, lw=1.4, label="candidate"
             )
         for start, end in trend.breaches:
-            a, b = _days([start, end], origin)
+            a, b = _days([start, end])
             ax.axvspan(a, b, color=BREACH_COLOUR, alpha=0.6, lw=0)
-        for t in _days(trend.alert_times, origin):
+        for t in _days(trend.alert_times):
             ax.axvline(t, color=ALERT_COLOUR, lw=1)
             ax.annotate(
                 "alert",
@@ -100,7 +104,10 @@ def trend_plot(trend: CheckTrend, origin: float, origin_label: str) -> str:
                 va="top",
             )
         ax.set_title(f"{trend.check} ({trend.metric or 'check'}), overall", loc="left")
-        ax.set_xlabel(f"days since {origin_label}")
+        locator = mdates.AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))  # type: ignore[no-untyped-call]
+        ax.set_xlabel(time_label)
         ax.legend(loc="upper right", fontsize=7, frameon=False, ncols=3)
         if not s:
             ax.text(0.5, 0.5, "no samples in the period", transform=ax.transAxes, ha="center")
