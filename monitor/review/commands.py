@@ -21,6 +21,7 @@ from monitor.history.store import LATENCY_EDGES_MS, HistoryStore, history_file
 from monitor.policy import load_policy
 from monitor.review.build import ReviewError, build_review
 from monitor.review.period import parse_duration, parse_until
+from monitor.review.promql import PrometheusError
 
 __all__ = ["add_review_command", "review_command"]
 
@@ -237,6 +238,6 @@ def review_command(args: argparse.Namespace) -> int:
     configure_logging("warning")  # to stderr: with --out -, stdout is the report alone
     try:
         return _sign(args) if args.review_command == "sign" else _review(args)
-    except ValueError as err:  # ReviewError, HistoryError and bad --since/--until are ValueErrors
+    except (ValueError, PrometheusError) as err:  # ReviewError, HistoryError, --since/--until
         print(f"shiftwatch review: {err}", file=sys.stderr)
         return EXIT_USAGE

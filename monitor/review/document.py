@@ -156,7 +156,7 @@ def _checks(review: Review, v: VersionReview, with_plots: bool) -> Section:
                 t.metric,
                 t.action,
                 tolerance_text(t.tolerance),
-                DASH if last is None else last.state,
+                "inconclusive" if last is None else last.state,  # no data: nothing judged
                 number(None if last is None else last.observed),
                 number(None if last is None else last.reference),
                 DASH if last is None else band(last.lower, last.upper),

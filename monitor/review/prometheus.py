@@ -29,8 +29,10 @@ turns the answers into history rows:
 
 Every ``at`` is a Prometheus evaluation time on the step grid: wall-clock time
 of the scrapes, not the event time (watermark) the monitor's own history
-records. A value is the last one scraped at or before the step (Prometheus's
-lookback), so what changed and changed back within one step is not seen.
+records. A value is the newest one scraped in the window that ends at the step
+(``last_over_time`` over the step, or over Prometheus's 5-minute lookback when
+the step is shorter), so what changed and changed back within one step is not
+seen, and a monitor that stopped still shows its last state for a window.
 Counts come from counter differences between consecutive steps (a drop is a
 restart: the new value is the increase); a series first seen inside the
 period counts from zero, so what was counted before Prometheus's first scrape
@@ -77,6 +79,8 @@ CHECK_GAUGES = {
     "threshold": "shiftwatch_check_threshold",
 }
 
+#: Prometheus's default lookback: a step reads the newest sample at most this old.
+LOOKBACK_SECONDS = 300.0
 #: Most steps one history reads per series (a year at one minute is 525,600).
 MAX_STEPS = 600_000
 
@@ -167,8 +171,13 @@ class PrometheusHistory(MemoryHistory):
         targets export the same key, the first target (by job and instance) is read.
         """
         start = self.start if start is None else start
+        # The newest sample in the window ending at each step: a step longer than the
+        # lookback still sees what was scraped within it, and a target that stopped (whose
+        # series Prometheus marks stale at once) still shows its last state.
+        window = max(self.step, LOOKBACK_SECONDS)
+        windowed = f"last_over_time({query}[{round(window * 1000)}ms])"
         found: dict[Key, tuple[tuple[str, str], Points]] = {}
-        for series in self.api.range(query, start, self.until, self.step):
+        for series in self.api.range(windowed, start, self.until, self.step):
             key = tuple(series.labels.get(name, "") for name in labels)
             target = (series.labels.get("job", ""), series.labels.get("instance", ""))
             held = found.get(key)

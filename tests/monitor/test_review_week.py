@@ -22,6 +22,7 @@ import pytest
 from monitor.review.screenshot import is_blank, screenshot
 from monitor.review.text import number
 from tests.conftest import read_jsonl
+from tests.monitor.review.tables import markdown_table
 from tests.servers import require_binary
 
 POLICY = Path(__file__).resolve().parents[2] / "monitor" / "demo" / "policy.yaml"
@@ -67,20 +68,6 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
-def _table(md: str, heading: str) -> list[list[str]]:
-    """The rows of the first Markdown table after ``heading`` (cells stripped, header dropped)."""
-    section = md[md.index(heading) :]
-    rows = []
-    for line in section.splitlines():
-        if line.startswith("|"):
-            rows.append(
-                [cell.strip().replace("\\_", "_").strip("*") for cell in line[1:-1].split("|")]
-            )
-        elif rows:
-            break
-    return rows[2:]
-
-
 def test_the_story_of_the_week_is_in_the_alert_log(week: dict[str, Any]) -> None:
     """The preset does what the review is meant to show: a fixed breach and a standing one."""
     by_id: dict[str, list[str]] = {}
@@ -101,7 +88,7 @@ def test_the_story_of_the_week_is_in_the_alert_log(week: dict[str, Any]) -> None
 def test_every_alert_is_reported_with_its_times(week: dict[str, Any]) -> None:
     """Each alert id of the log is in both reports, with its event time and what followed."""
     md, html = week["md"], week["html"]
-    rows = {row[0]: row for row in _table(md, "### Alerts")}
+    rows = {row[0]: row for row in markdown_table(md, "### Alerts")}
     firing = [a for a in week["alerts"] if a["status"] == "firing"]
     resolved = {a["alert_id"]: a for a in week["alerts"] if a["status"] == "resolved"}
     assert set(rows) == {a["alert_id"] for a in firing}
@@ -120,7 +107,7 @@ def test_the_check_table_matches_the_replay_summary(week: dict[str, Any]) -> Non
     """The final state and values of each overall check are the replay's own."""
     (model,) = week["summary"]["models"]
     (candidate,) = model["candidates"]
-    rows = {row[0]: row for row in _table(week["md"], "### Checks against their tolerance")}
+    rows = {row[0]: row for row in markdown_table(week["md"], "### Checks against their tolerance")}
     overall = [c for c in candidate["checks"] if not c["segment"]]
     assert set(rows) == {c["check"] for c in overall}
     for check in overall:
@@ -135,7 +122,7 @@ def test_the_check_table_matches_the_replay_summary(week: dict[str, Any]) -> Non
 
 def test_segments_rank_the_standing_breach_first(week: dict[str, Any]) -> None:
     """lang=ga's deny rate, breached at the end, heads the segments that got worse."""
-    rows = _table(week["md"], "### Segments that got worse")
+    rows = markdown_table(week["md"], "### Segments that got worse")
     assert rows[0][1:4] == ["deny-rate", "lang=ga", "breach"]
 
 
@@ -171,7 +158,7 @@ def test_a_sign_off_shows_in_the_next_report(week: dict[str, Any]) -> None:
     latest = re.search(r"Latest decision: (\w+) by (\S+) at \S+: (.*)", text)
     assert latest is not None
     assert latest.groups() == ("accept", "dana.owner", "escalations fixed by the hotfix of day 3")
-    ((_, decision, by, note),) = _table(text, "### Sign-off")
+    ((_, decision, by, note),) = markdown_table(text, "### Sign-off")
     assert (decision, by, note) == (
         "accept",
         "dana.owner",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -26,11 +28,13 @@ from tests.conftest import (
     produce,
     wait_kafka,
 )
+from tests.monitor.review.tables import markdown_table
 from tests.servers import Prometheus, wait_until
 
 pytestmark = pytest.mark.kafka
 
 MODEL, CANDIDATE, BASELINE = "fraud-scorer", "v7-int8", "v7-fp32"
+DEMO_CHECKS = load_policy(DEMO_POLICY).models[0].checks
 
 
 def _close(a: float | None, b: float | None) -> bool:
@@ -258,3 +262,33 @@ def test_one_monitor_scraped_by_two_jobs_is_read_once(scraped: Any, tmp_path: Pa
     assert keys and len(keys) == len(set(keys))
     (gap,) = [g for g in history.gaps() if "Several scrape targets" in g]
     assert f"shiftwatch/{target}" in gap and f"shiftwatch-again/{target}" in gap
+
+
+def test_the_review_from_prometheus_has_the_check_table_of_the_history(
+    scraped: Any, tmp_path: Path
+) -> None:
+    """`review --prometheus URL --policy P` and `review --state` of the same monitor show the
+    same check table: each check's metric, action, tolerance, state, observed, reference
+    and allowed band at the end. (Runs last: it stops the monitor, whose history then
+    takes its final sample.)"""
+    mon, prom, _, _, _ = scraped
+    mon.kill(signal.SIGTERM)
+    reports = {}
+    for name, source in (
+        ("history", ["--state", str(mon.workdir)]),
+        ("prometheus", ["--prometheus", prom.url, "--policy", str(DEMO_POLICY)]),
+    ):
+        out = tmp_path / f"{name}.md"
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor.cli", "review", *source, "--since", "1d",
+             "--out", str(out)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        reports[name] = out.read_text(encoding="utf-8")
+    tables = {
+        name: [row[:8] for row in markdown_table(text, "### Checks against their tolerance")]
+        for name, text in reports.items()
+    }
+    assert len(tables["history"]) == len(DEMO_CHECKS)
+    assert tables["prometheus"] == tables["history"]
