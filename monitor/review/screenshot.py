@@ -131,3 +131,31 @@ def is_blank(png: Path, *, min_colours: int = 16, min_share: float = 0.01) -> bo
         return True
     background = max(count for count, _ in colours)
     return len(colours) < min_colours or (total - background) / total < min_share
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m monitor.review.screenshot REPORT.html OUT.png [--width W] [--height H]``."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m monitor.review.screenshot",
+        description="Take a screenshot of an HTML report with headless Chromium.",
+    )
+    parser.add_argument("html", type=Path)
+    parser.add_argument("png", type=Path)
+    parser.add_argument("--width", type=int, default=1000)
+    parser.add_argument("--height", type=int, default=1700)
+    args = parser.parse_args(argv)
+    try:
+        out = screenshot(args.html, args.png, width=args.width, height=args.height)
+    except (ScreenshotError, ValueError) as err:
+        print(f"screenshot: {err}", file=sys.stderr)
+        return 2
+    blank = " (blank: did the page render?)" if is_blank(out) else ""
+    print(f"wrote {out}{blank}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

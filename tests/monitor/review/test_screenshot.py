@@ -10,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from monitor.review.screenshot import ScreenshotError, find_chromium, is_blank, screenshot
+from monitor.review.screenshot import ScreenshotError, find_chromium, is_blank, main, screenshot
 from tests.servers import require_binary
 
 
@@ -75,3 +75,20 @@ def test_missing_page_and_bad_size_are_refused(tmp_path: Path) -> None:
         screenshot(tmp_path / "nothing.html", tmp_path / "a.png")
     with pytest.raises(ValueError, match="width"):
         screenshot(tmp_path / "nothing.html", tmp_path / "a.png", width=0)
+
+
+def test_the_command_line_writes_the_picture_or_says_why_not(
+    chromium: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m monitor.review.screenshot` as the README uses it: exit 0 and the file;
+    exit 2 and one line for a page that is not there."""
+    html = tmp_path / "report.html"
+    html.write_text(f"<!doctype html><html><body><h1>review</h1>{_svg_plot()}</body></html>")
+    assert main([str(html), str(tmp_path / "r.png"), "--width", "800", "--height", "600"]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'r.png'}"
+    with Image.open(tmp_path / "r.png") as image:
+        assert image.size == (800, 600)
+    assert main([str(tmp_path / "none.html"), str(tmp_path / "n.png")]) == 2
+    assert (
+        capsys.readouterr().err.strip() == f"screenshot: no HTML file at {tmp_path / 'none.html'}"
+    )
