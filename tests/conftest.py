@@ -32,6 +32,7 @@ from monitor.messages import Message as RawMessage
 from monitor.pipeline import Pipeline
 from monitor.policy import parse_policy
 from monitor.replay import LogDeadLetterSink
+from monitor.state import SqliteStateStore
 from tests.servers import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -285,3 +286,17 @@ def run_seconds(
             t += timedelta(seconds=1)
             alerts.extend(monitor.process(batch).alerts)
     return alerts
+
+
+def checkpointed_line(state: Path) -> int:
+    """The line of the file the latest replay checkpoint in ``state`` reached (0 before the
+    first)."""
+    path = state / "replay.sqlite3"
+    if not path.exists():
+        return 0
+    store = SqliteStateStore(path)
+    try:
+        checkpoint = store.load()
+    finally:
+        store.close()
+    return int(checkpoint.positions["file"][1]) if checkpoint is not None else 0

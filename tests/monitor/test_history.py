@@ -36,10 +36,10 @@ from monitor.pipeline import Pipeline
 from monitor.policy import load_policy
 from monitor.replay import LogDeadLetterSink, replay
 from monitor.run import history_path
-from monitor.state import SqliteStateStore
 from tests.conftest import (
     DEMO_POLICY,
     Monitor,
+    checkpointed_line,
     demo_scenario,
     demo_traffic,
     http_request,
@@ -168,18 +168,6 @@ def _cmd(events: Path, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def _checkpointed_line(state: Path) -> int:
-    path = state / "replay.sqlite3"
-    if not path.exists():
-        return 0
-    store = SqliteStateStore(path)
-    try:
-        checkpoint = store.load()
-    finally:
-        store.close()
-    return int(checkpoint.positions["file"][1]) if checkpoint is not None else 0
-
-
 def test_a_killed_and_resumed_replay_writes_the_unbroken_history(
     events: Path, replayed: tuple[Path, dict[str, Any], Path], tmp_path: Path
 ) -> None:
@@ -190,7 +178,7 @@ def test_a_killed_and_resumed_replay_writes_the_unbroken_history(
         _cmd(events, tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 120
-    while _checkpointed_line(tmp_path / "state") < 0.5 * total:
+    while checkpointed_line(tmp_path / "state") < 0.5 * total:
         assert proc.poll() is None, "the replay ended before it could be killed"
         assert time.monotonic() < deadline, "no checkpoint progress"
         time.sleep(0.05)

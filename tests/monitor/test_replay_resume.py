@@ -16,7 +16,7 @@ from monitor.demo.simulator import write_jsonl
 from monitor.policy import load_policy
 from monitor.replay import replay
 from monitor.state import SqliteStateStore
-from tests.conftest import DEMO_POLICY, demo_scenario
+from tests.conftest import DEMO_POLICY, checkpointed_line, demo_scenario
 
 
 @pytest.fixture(scope="module")
@@ -53,19 +53,6 @@ def _cmd(events: Path, out: Path, state: Path | None) -> list[str]:
     return cmd
 
 
-def _checkpointed_line(state: Path) -> int:
-    """The line the latest checkpoint in ``state`` reached (0 before the first)."""
-    path = state / "replay.sqlite3"
-    if not path.exists():
-        return 0
-    store = SqliteStateStore(path)
-    try:
-        checkpoint = store.load()
-    finally:
-        store.close()
-    return int(checkpoint.positions["file"][1]) if checkpoint is not None else 0
-
-
 def test_sigkill_mid_file_gives_the_uninterrupted_output(events: Path, tmp_path: Path) -> None:
     """Killed twice (past 30% and 60% of the file, at a random moment), then run to the end."""
     whole, pieces, state = tmp_path / "whole", tmp_path / "pieces", tmp_path / "state"
@@ -83,7 +70,7 @@ def test_sigkill_mid_file_gives_the_uninterrupted_output(events: Path, tmp_path:
             env=env,
         )
         deadline = time.monotonic() + 120
-        while _checkpointed_line(state) < fraction * total:
+        while checkpointed_line(state) < fraction * total:
             assert proc.poll() is None, "the replay ended before it could be killed"
             assert time.monotonic() < deadline, "no checkpoint progress"
             time.sleep(0.05)
