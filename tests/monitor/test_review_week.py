@@ -13,7 +13,9 @@ import json
 import re
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -127,13 +129,22 @@ def test_segments_rank_the_standing_breach_first(week: dict[str, Any]) -> None:
 
 
 def test_the_html_is_one_self_contained_file_with_every_plot(week: dict[str, Any]) -> None:
-    """No external URL anywhere; one trend per check of the policy, the tool mix, latency."""
+    """It parses (every inline SVG as XML too); no external URL anywhere; one trend per
+    check of the policy, the tool mix, latency."""
     html = week["html"]
+    parser = HTMLParser()
+    parser.feed(html)
+    parser.close()
+    svgs = re.findall(r"<svg.*?</svg>", html, flags=re.S)
+    assert [ET.fromstring(svg).tag for svg in svgs] == ["{http://www.w3.org/2000/svg}svg"] * len(
+        svgs
+    )
     assert re.findall(r'(?:src|href)="(?!#)', html) == []
     assert "<script" not in html
     plots = re.findall(r'<figure data-plot="([^"]+)"><svg', html)
     checks = [c["check"] for c in week["summary"]["models"][0]["candidates"][0]["checks"]]
     assert set(plots) == {f"trend-{c}" for c in checks} | {"tools", "latency"}
+    assert len(svgs) == len(plots)
 
 
 def test_a_screenshot_of_the_report_is_not_blank(week: dict[str, Any]) -> None:
