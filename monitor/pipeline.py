@@ -1,12 +1,13 @@
 """The processing pipeline shared by ``run``, ``replay`` and ``demo``.
 
 ``Pipeline.process(batch)`` runs one batch through the stages: validation
-(:mod:`monitor.events`; rejects go to the dead-letter sink with their reason),
-routing (:mod:`monitor.router`), the check runners of each model
-(:mod:`monitor.runners`), which count into event-time buckets and judge the
-buckets the model's watermark (:mod:`monitor.watermarks`) has passed, and the
-alert sinks. It keeps the ledger ``consumed = processed + dead_lettered +
-duplicates`` and publishes each touched candidate's verdict once per batch.
+(:mod:`monitor.events`, through the fast path of :mod:`monitor.fast_decode`;
+rejects go to the dead-letter sink with their reason), routing
+(:mod:`monitor.router`), the check runners of each model (:mod:`monitor.runners`),
+which count into event-time buckets and judge the buckets the model's watermark
+(:mod:`monitor.watermarks`) has passed, and the alert sinks. It keeps the ledger
+``consumed = processed + dead_lettered + duplicates`` and publishes each touched
+candidate's verdict once per batch.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import structlog
 from monitor.alerts import AlertRecord, AlertSink
 from monitor.config import LimitsSettings
 from monitor.episodes import Clock
-from monitor.events import Event, Rejection, decode
+from monitor.events import Event, Rejection
+from monitor.fast_decode import decode_batch
 from monitor.ledger import BatchResult, Ledger
 from monitor.messages import DeadLetterSink, Message, SourcePosition
 from monitor.metrics import Metrics
@@ -189,8 +191,12 @@ class Pipeline:
         consumed: Counter[str] = Counter()
         valid: list[tuple[Event, SourcePosition]] = []
         rejected: list[tuple[Message, Rejection]] = []
-        for message in batch:
-            event = decode(message.value, max_bytes=limits.max_message_bytes, not_after=not_after)
+        events = decode_batch(
+            [message.value for message in batch],
+            max_bytes=limits.max_message_bytes,
+            not_after=not_after,
+        )
+        for message, event in zip(batch, events, strict=True):
             consumed[event.kind] += 1
             if isinstance(event, Rejection):
                 rejected.append((message, event))
