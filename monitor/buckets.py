@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from monitor.streams import Stream, decode_stream, encode_stream
 
-__all__ = ["Buckets", "Row", "TallyBuckets"]
+__all__ = ["BatchCounts", "Buckets", "Row", "TallyBuckets"]
 
 #: One open bucket of one (version, stream): ``[exposure, count_0, count_1, ...]``.
 Row = list[float]
@@ -105,6 +105,34 @@ class Buckets:
                 row[1 + col] += 1.0
         return True
 
+    def add_row(self, index: int, version: str, streams: Sequence[Stream], row: Row) -> bool:
+        """Add a row of sums (``[exposure, count_0, ...]``) to bucket ``index`` of each stream.
+
+        Rows are plain sums, so counts pre-aggregated elsewhere (a batch, another
+        partition) merge by addition, whatever order they come in. False (nothing
+        added) if the bucket was already released.
+        """
+        if index < self._released_below:
+            return False
+        if len(row) != 1 + self.n_columns:
+            raise ValueError(f"a row of {len(row)} values for {self.n_columns} columns")
+        bucket = self._open.get(index)
+        if bucket is None:
+            bucket = self._open[index] = {}
+        for stream in streams:
+            key = (version, stream)
+            mine = bucket.get(key)
+            if mine is None:
+                bucket[key] = list(row)
+            else:
+                for j, value in enumerate(row):
+                    mine[j] += value
+        return True
+
+    def batch(self) -> BatchCounts:
+        """An accumulator for one batch's counts, added here by :meth:`BatchCounts.flush`."""
+        return BatchCounts(self)
+
     def release(self, watermark: float) -> Iterator[tuple[int, dict[tuple[str, Stream], Row]]]:
         """Buckets that ended at least ``window_seconds`` before ``watermark``, oldest first."""
         if not math.isfinite(watermark):
@@ -161,6 +189,63 @@ class Buckets:
         for b, k, row in zip(index, owner, rows.tolist(), strict=True):
             self._open.setdefault(int(b), {})[keys[k]] = row
         self._released_below = float(state["released_below"])
+
+
+class BatchCounts:
+    """One batch's counts for a :class:`Buckets`, summed per (bucket, version, streams) first.
+
+    :meth:`add` answers as :meth:`Buckets.add` would (nothing is released while a
+    batch is counted), but sums into one row per bucket, version and streams
+    together, so a batch costs one dictionary lookup per event and one
+    :meth:`Buckets.add_row` per group instead of one row update per event and
+    stream. Counts are whole numbers in floats, so the sums are exact and the
+    buckets end up identical to adding event by event.
+
+    Examples
+    --------
+    >>> b = Buckets(n_columns=1, window_seconds=0.0)
+    >>> batch = b.batch()
+    >>> batch.add("v2", ((), ("lang", "en")), 3.2, 1.0, (0,)), batch.add("v2", ((),), 3.7, 1.0)
+    (True, True)
+    >>> batch.flush()
+    >>> [(i, rows) for i, rows in b.release(4.0)]
+    [(3, {('v2', ()): [2.0, 1.0], ('v2', ('lang', 'en')): [1.0, 1.0]})]
+    """
+
+    def __init__(self, buckets: Buckets) -> None:
+        self.buckets = buckets
+        self._width = buckets.bucket_seconds
+        self._below = buckets._released_below
+        self._zero = [0.0] * (1 + buckets.n_columns)
+        self._rows: dict[tuple[int, str, tuple[Stream, ...]], Row] = {}
+
+    def add(
+        self,
+        version: str,
+        streams: tuple[Stream, ...],
+        timestamp: float,
+        exposure: float,
+        columns: Sequence[int] = (),
+    ) -> bool:
+        """Count as :meth:`Buckets.add` does; False (nothing counted) if the bucket is gone."""
+        b = math.floor(timestamp / self._width)
+        if b < self._below:
+            return False
+        key = (b, version, streams)
+        row = self._rows.get(key)
+        if row is None:
+            row = self._rows[key] = self._zero.copy()
+        row[0] += exposure
+        for col in columns:
+            row[1 + col] += 1.0
+        return True
+
+    def flush(self) -> None:
+        """Add the batch's sums to the buckets and start afresh."""
+        add_row = self.buckets.add_row
+        for (b, version, streams), row in self._rows.items():
+            add_row(b, version, streams, row)
+        self._rows = {}
 
 
 class TallyBuckets:

@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 OTHER = "other"
+#: Segment value combinations whose streams a :class:`SegmentFolder` remembers.
+STREAMS_CACHE = 4096
 
 Role = Literal["baseline", "candidate"]
 
@@ -53,18 +55,35 @@ class SegmentFolder:
         self.keys = tuple(keys)
         self.cap = cap
         self._known: dict[str, set[str]] = {k: set() for k in self.keys}
+        self._cache: dict[tuple[str | None, ...], tuple[Stream, ...]] = {}
         self.folded = 0
 
     def state(self) -> dict[str, list[str]]:
         return {key: sorted(values) for key, values in self._known.items()}
 
     def restore(self, state: dict[str, list[str]]) -> None:
+        self._cache = {}
         for key, values in state.items():
             if key in self._known:
                 self._known[key] = {str(v) for v in values}
 
     def streams(self, segments: dict[str, str]) -> tuple[Stream, ...]:
-        """The streams an inference with these segments belongs to, overall first."""
+        """The streams an inference with these segments belongs to, overall first.
+
+        The answer for values already known is remembered (at most
+        :data:`STREAMS_CACHE` combinations): most inferences repeat a few.
+        """
+        values = tuple([segments.get(key) for key in self.keys])
+        cached = self._cache.get(values)
+        if cached is not None:
+            return cached
+        folded = self.folded
+        streams = self._streams(segments)
+        if self.folded == folded and len(self._cache) < STREAMS_CACHE:
+            self._cache[values] = streams  # every value was known: the same answer next time
+        return streams
+
+    def _streams(self, segments: dict[str, str]) -> tuple[Stream, ...]:
         out: list[Stream] = [()]
         for key in self.keys:
             value = segments.get(key)

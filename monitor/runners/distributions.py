@@ -118,6 +118,23 @@ class QuantileCounts:
         self._buffered[version] += 1
         return True
 
+    def add_batch(self, items: Sequence[Pending]) -> list[bool]:
+        """:meth:`add` for a batch of values, binned together once the edges are frozen."""
+        if not self.frozen:
+            return [self.add(*item) for item in items]
+        values = [value for _, _, _, value in items]
+        if self.edges is not None:
+            bins = np.searchsorted(self.edges, values, side="right").tolist()
+        else:
+            bins = [self._bin(value) for value in values]
+        counts = self.buckets.batch()
+        added = [
+            counts.add(version, streams, at, 1.0, (b,))
+            for (version, streams, at, _), b in zip(items, bins, strict=True)
+        ]
+        counts.flush()
+        return added
+
     def release(self, watermark: float) -> Iterator[tuple[int, Hists]]:
         """Buckets final at ``watermark`` (and any held ones), oldest first, as histograms."""
         if not self.frozen:
@@ -270,16 +287,16 @@ class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionReco
                 if not tallies.add(called.version, called.streams, called.at, action.tool):
                     called.late = True
         for binner, counts in self._binned:
-            metric = binner.check.metric
+            field = "score" if binner.check.metric is Metric.SCORE_DISTRIBUTION else "latency_ms"
+            rows = []
+            items: list[Pending] = []
             for row in work.inferences:
-                event = row.event
-                if metric is Metric.SCORE_DISTRIBUTION and event.score is not None:
-                    value = event.score
-                elif metric is Metric.LATENCY and event.latency_ms is not None:
-                    value = event.latency_ms
-                else:
-                    continue
-                if not counts.add(row.version, row.streams, row.at, value):
+                value = getattr(row.event, field)
+                if value is not None:
+                    rows.append(row)
+                    items.append((row.version, row.streams, row.at, value))
+            for row, added in zip(rows, counts.add_batch(items), strict=True):
+                if not added:
                     row.late = True
 
     def release(self, watermark: float, locate: Locate) -> None:

@@ -21,13 +21,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from detectors.arrival import LabelArrival
-from monitor.buckets import Buckets, Row
+from monitor.buckets import BatchCounts, Buckets, Row
 from monitor.events import InferenceEvent, OutcomeEvent
 from monitor.policy import ModelPolicy
 from monitor.router import Routed
 from monitor.streams import Stream, decode_stream, encode_stream
 
-__all__ = ["AgeRelease", "LabelAges"]
+__all__ = ["AgeRelease", "AgesBatch", "LabelAges"]
 
 #: Buckets per label age: a decision is judged at most ``a / 16`` seconds older than ``a``.
 _PER_AGE = 16
@@ -68,26 +68,9 @@ class LabelAges:
         #: The baseline's (count, exposure) per (check, stream, age index), to prime detectors.
         self.reference: dict[tuple[str, Stream, int], list[float]] = {}
 
-    def add_decision(self, inference: Routed[InferenceEvent]) -> bool:
-        """Count a negative decision at every age; False if one of its buckets was released."""
-        at = inference.at
-        if inference.baseline and self.ages:
-            self.arrival.add_decision(at)
-        ok = True
-        for buckets in self.buckets:
-            ok = buckets.add(inference.version, inference.streams, at, 1.0) and ok
-        return ok
-
-    def add_label(self, outcome: Routed[OutcomeEvent], columns: range) -> bool:
-        """Count a positive label at every age it arrived within; False if any was late."""
-        age = outcome.event.time.timestamp() - outcome.at
-        if outcome.version == self.baseline and self.ages:
-            self.arrival.add_label(outcome.at, age)
-        ok = True
-        for a, buckets in zip(self.ages, self.buckets, strict=True):
-            if age <= a:
-                ok = buckets.add(outcome.version, outcome.streams, outcome.at, 0.0, columns) and ok
-        return ok
+    def batch(self) -> AgesBatch:
+        """An accumulator for one batch's decisions and labels (see :class:`AgesBatch`)."""
+        return AgesBatch(self)
 
     def release(self, watermark: float) -> Iterator[AgeRelease]:
         """Every bucket the watermark has passed, age by age, oldest first, with ``F(age)``."""
@@ -135,3 +118,38 @@ class LabelAges:
             ]
             for item in state["reference"]
         }
+
+
+class AgesBatch:
+    """One batch's counts for :class:`LabelAges`, summed per bucket before they are added."""
+
+    def __init__(self, ages: LabelAges) -> None:
+        self.ages = ages
+        self._counts: list[BatchCounts] = [b.batch() for b in ages.buckets]
+
+    def add_decision(self, inference: Routed[InferenceEvent]) -> bool:
+        """Count a negative decision at every age; False if one of its buckets was released."""
+        at, ages = inference.at, self.ages
+        if inference.baseline and ages.ages:
+            ages.arrival.add_decision(at)
+        ok = True
+        for counts in self._counts:
+            ok = counts.add(inference.version, inference.streams, at, 1.0) and ok
+        return ok
+
+    def add_label(self, outcome: Routed[OutcomeEvent], columns: range) -> bool:
+        """Count a positive label at every age it arrived within; False if any was late."""
+        ages = self.ages
+        age = outcome.event.time.timestamp() - outcome.at
+        if outcome.version == ages.baseline and ages.ages:
+            ages.arrival.add_label(outcome.at, age)
+        ok = True
+        for a, counts in zip(ages.ages, self._counts, strict=True):
+            if age <= a:
+                ok = counts.add(outcome.version, outcome.streams, outcome.at, 0.0, columns) and ok
+        return ok
+
+    def flush(self) -> None:
+        """Add the batch's sums to the age buckets."""
+        for counts in self._counts:
+            counts.flush()

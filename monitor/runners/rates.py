@@ -45,7 +45,11 @@ _SHORT = (Metric.DECISION_RATE, Metric.ACTION_RATE)
 
 def matches(action: ActionEvent, where: dict[str, str | bool]) -> bool:
     """Whether an action has every field value ``where`` asks for."""
-    return all(getattr(action, k, None) == v for k, v in where.items())
+    # A loop, not all(genexpr): this runs once per action and check.
+    for key, wanted in where.items():  # noqa: SIM110
+        if getattr(action, key, None) != wanted:
+            return False
+    return True
 
 
 class RateRunner(CheckRunner[RateDetector, RateRecovery]):
@@ -71,6 +75,10 @@ class RateRunner(CheckRunner[RateDetector, RateRecovery]):
         self._action_cols = [
             (j, c.where) for j, c in enumerate(self._short) if c.metric is Metric.ACTION_RATE
         ]
+        #: Per decision: the decision_rate columns it counts in.
+        self._decision_columns: dict[str | None, tuple[int, ...]] = {}
+        for j, wanted in self._decision_cols:
+            self._decision_columns[wanted] = (*self._decision_columns.get(wanted, ()), j)
         window = policy.action_window_seconds if self._action_cols else 0.0
         self.buckets = Buckets(len(self._short), window)
         horizon = policy.label_horizon_seconds
@@ -84,31 +92,35 @@ class RateRunner(CheckRunner[RateDetector, RateRecovery]):
 
     def feed(self, work: ModelWork) -> None:
         short, fn = bool(self._short), bool(self._fn)
-        buckets, fn_buckets = self.buckets, self.fn_buckets
+        counts, fn_counts = self.buckets.batch(), self.fn_buckets.batch()
+        ages = self.label_ages.batch()
+        decision_cols = self._decision_columns
         for inference in work.inferences:
             version, streams, at = inference.version, inference.streams, inference.at
             if short:
-                decision = inference.event.decision
-                cols = [j for j, wanted in self._decision_cols if wanted == decision]
-                if not buckets.add(version, streams, at, 1.0, cols):
+                cols = decision_cols.get(inference.event.decision, ())
+                if not counts.add(version, streams, at, 1.0, cols):
                     inference.late = True
             if fn and inference.negative:
-                final = fn_buckets.add(version, streams, at, 1.0)
-                if not (self.label_ages.add_decision(inference) and final):
+                final = fn_counts.add(version, streams, at, 1.0)
+                if not (ages.add_decision(inference) and final):
                     inference.late = True
         if self._action_cols:
             for action in work.actions:
-                cols = [j for j, where in self._action_cols if matches(action.event, where)]
-                if cols and not buckets.add(action.version, action.streams, action.at, 0.0, cols):
+                hits = [j for j, where in self._action_cols if matches(action.event, where)]
+                if hits and not counts.add(action.version, action.streams, action.at, 0.0, hits):
                     action.late = True
         if fn:
             every = range(len(self._fn))
             for outcome in work.outcomes:
                 if not (outcome.negative and outcome.event.label in self._positive):
                     continue
-                final = fn_buckets.add(outcome.version, outcome.streams, outcome.at, 0.0, every)
-                if not (self.label_ages.add_label(outcome, every) and final):
+                final = fn_counts.add(outcome.version, outcome.streams, outcome.at, 0.0, every)
+                if not (ages.add_label(outcome, every) and final):
                     outcome.late = True
+        counts.flush()
+        fn_counts.flush()
+        ages.flush()
 
     def release(self, watermark: float, locate: Locate) -> None:
         if self._fn:
