@@ -75,7 +75,7 @@ def latency_bins(values_ms: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray
     """The bin of each latency in :data:`LATENCY_EDGES_MS` (0 to ``len(edges)``).
 
     >>> latency_bins(np.array([0.05, 0.1, 75.0, 1e6])).tolist()
-    [0, 1, 27, 48]
+    [0, 1, 23, 48]
     """
     return np.searchsorted(_EDGES, values_ms, side="right")
 

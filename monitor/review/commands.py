@@ -9,6 +9,7 @@ model owner's decision in the history; the next report shows it.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -120,7 +121,7 @@ def _prometheus(
     from monitor.review.prometheus import PrometheusHistory
 
     model_policy = load_policy(policy) if policy is not None else None
-    end = parse_until(until, latest=time.time(), now=time.time())
+    end = float(math.floor(parse_until(until, latest=time.time(), now=time.time())))
     start = end - parse_duration(since)
     step = max(15.0, (end - start) / PROMETHEUS_POINTS)
     source = PrometheusHistory(url, since=start, until=end, step=step, policy=model_policy)

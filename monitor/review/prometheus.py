@@ -145,9 +145,15 @@ class PrometheusHistory(MemoryHistory):
                 f"{(until - since) / step:.0f} steps of {step:g} s from since to until: more "
                 f"than {MAX_STEPS} per series; give a larger step"
             )
-        self.url, self.since, self.until, self.step = url, float(since), float(until), float(step)
+        # Prometheus rounds the times it is given to the millisecond: on whole milliseconds
+        # (until and step rounded down, at least 1 ms) its grid ends at ``until`` exactly,
+        # never just past it.
+        step = max(math.floor(step * 1000.0), 1) / 1000.0
+        self.url, self.since, self.step = url, float(since), step
+        self.until = math.floor(until * 1000.0) / 1000.0
         #: The first step: the grid ends exactly at ``until``, so the latest state is read.
         self.start = self.until - math.floor((self.until - self.since) / self.step) * self.step
+        self.start = math.ceil(self.start * 1000.0 - 1e-6) / 1000.0
         self.api = PrometheusApi(url, timeout)
         policies: list[ModelPolicy] = []
         if isinstance(policy, Policy):

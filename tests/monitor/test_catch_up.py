@@ -309,8 +309,10 @@ def test_an_idle_partition_does_not_stall_releases(
 
 
 def _reachable(mon: Monitor) -> bool:
+    """The monitor answers /metrics, and /verdict (503 until it has connected to Kafka)."""
     try:
         _metrics(mon)
-    except OSError:
+        mon.verdict()
+    except OSError:  # refused, or an HTTP error such as the 503 of a monitor still starting
         return False
     return True
