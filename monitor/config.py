@@ -12,7 +12,15 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import YamlConfigSettingsSource as _YamlSource
 
@@ -95,14 +103,15 @@ class KafkaSettings(BaseModel):
     #: (e.g. a projected Kubernetes service-account token, rotated in place).
     sasl_oauth_token_file: Path | None = None
 
-    @model_validator(mode="after")
-    def _client_installed(self) -> KafkaSettings:
-        if self.client == "confluent" and importlib.util.find_spec("confluent_kafka") is None:
+    @field_validator("client")
+    @classmethod
+    def _client_installed(cls, client: str) -> str:
+        if client == "confluent" and importlib.util.find_spec("confluent_kafka") is None:
             raise ValueError(
-                "client confluent needs the confluent-kafka package: "
+                "confluent needs the confluent-kafka package: "
                 "pip install 'shiftwatch[confluent]' (or set kafka.client: kafka-python)"
             )
-        return self
+        return client
 
     @model_validator(mode="after")
     def _security_consistent(self) -> KafkaSettings:
