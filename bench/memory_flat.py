@@ -33,6 +33,10 @@ From the repository root, with the package installed::
 
     python bench/memory_flat.py                       # 10M events, a sample every 500k
     python bench/memory_flat.py --events 2000000 --every 250000 --json memory.json
+    python bench/memory_flat.py --events 3000000 --dedupe-window 1000 --join-capacity 1000
+
+The last, with tables too small to matter, gives the plateau of everything
+else (the per-stream state, the interpreter and its libraries), side by side.
 
 Results go to ``BENCHMARKS.md`` ("Memory over 10M events").
 """
@@ -132,9 +136,8 @@ class Sample:
     seconds: float
 
 
-def run(events: int, every: int, rate: float, batch: int) -> list[Sample]:
+def run(events: int, every: int, rate: float, batch: int, limits: LimitsSettings) -> list[Sample]:
     """Push ``events`` simulated events through a pipeline, sampling RSS every ``every``."""
-    limits = LimitsSettings()
     pipeline = Pipeline(
         load_policy(DEMO_POLICY),
         dead_letters=_Drop(),
@@ -236,6 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=5_000, help="messages per pipeline batch")
     parser.add_argument("--probe", type=int, default=200_000, help="entries per table probe")
     parser.add_argument("--tolerance", type=float, default=0.05)
+    parser.add_argument(
+        "--dedupe-window", type=int, default=None, help="limits.dedupe_window (default its own)"
+    )
+    parser.add_argument(
+        "--join-capacity", type=int, default=None, help="limits.join_capacity (default its own)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     entry = per_entry_bytes(args.probe)
@@ -243,12 +252,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"bytes per entry: dedupe {entry['dedupe']:.0f}, join {entry['join']:.0f}",
         file=sys.stderr,
     )
-    samples = run(args.events, args.every, args.rate, args.batch)
-    result = verdict(samples, entry, args.tolerance)
+    chosen = {"dedupe_window": args.dedupe_window, "join_capacity": args.join_capacity}
+    limits = LimitsSettings(**{k: v for k, v in chosen.items() if v is not None})
+    samples = run(args.events, args.every, args.rate, args.batch, limits)
+    result = verdict(samples, entry, args.tolerance, limits)
     report = {
         "command": " ".join(["python", "bench/memory_flat.py", *sys.argv[1:]]),
         "python": sys.version.split()[0],
-        "limits": LimitsSettings().model_dump(),
+        "limits": limits.model_dump(),
         "bytes_per_entry": entry,
         "samples": [asdict(s) for s in samples],
         **result,

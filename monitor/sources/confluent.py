@@ -16,7 +16,8 @@ Errors surface as :mod:`kafka.errors` types (``KafkaConnectionError`` at start,
 Rebalances: librdkafka calls the assign and revoke callbacks from inside
 ``consume``, on the polling thread, so ``on_assign`` may seek (the offsets are
 set on the assignment itself) and ``on_revoke`` may commit synchronously.
-Closing leaves the group without calling them, as kafka-python's ``close`` does.
+Closing leaves the group without calling them: the service has checkpointed and
+committed just before it closes the source.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ class ConfluentSource:
         self._fatal: RdKafkaError | None = None
         self._last_poll_ok = 0.0
         self._responses = -1  # broker responses received, from the latest statistics
-        self._heard_at = time.monotonic()  # when that count last grew
+        self._stats_ts = 0  # librdkafka's clock (µs) when the latest statistics were taken
+        self._heard_ts = 0  # ... and when the response count last grew
         self._brokers_up = True
         self._consumer.subscribe(
             list(settings.topics),
@@ -113,25 +115,29 @@ class ConfluentSource:
         """
         if self._closed or self._fatal is not None:
             return False
-        now = time.monotonic()
-        if now - self._last_poll_ok > 30.0:
+        if time.monotonic() - self._last_poll_ok > 30.0:
             return False
-        if now - self._heard_at > self.settings.session_timeout_ms / 1000:
+        # Both times are librdkafka's, taken when it wrote the statistics: a long batch
+        # between two polls delays their delivery but does not make the broker look silent.
+        if self._stats_ts - self._heard_ts > self.settings.session_timeout_ms * 1000:
             return False
         return self._brokers_up
 
     def _stats(self, text: str) -> None:
         """librdkafka's statistics (JSON, once a second, on the polling thread)."""
         try:
-            brokers = json.loads(text).get("brokers", {})
-        except ValueError:
+            stats = json.loads(text)
+            ts = int(stats["ts"])
+            brokers = stats.get("brokers", {})
+        except (ValueError, KeyError, TypeError):
             return
         # Bootstrap entries (nodeid -1) stand for the configured addresses, not brokers.
         known = [b for b in brokers.values() if b.get("nodeid", -1) >= 0]
         responses = sum(int(b.get("rx", 0)) for b in known)
+        self._stats_ts = ts
         if responses != self._responses:
             self._responses = responses
-            self._heard_at = time.monotonic()
+            self._heard_ts = ts
         self._brokers_up = any(b.get("state") == "UP" for b in known)
 
     def _error(self, error: RdKafkaError) -> None:
