@@ -243,6 +243,7 @@ def serve(settings: Settings, policy: Policy, stop: threading.Event) -> None:
         log.info(
             "started",
             bootstrap_servers=settings.kafka.bootstrap_servers,
+            client=settings.kafka.client,
             topics=settings.kafka.topics,
             group_id=settings.kafka.group_id,
             http=f"{http.host}:{http.port}",

@@ -183,7 +183,6 @@ class Monitor:
             **os.environ,
             **fast,
             "SHIFTWATCH_STATE__CHECKPOINT_SECONDS": "0.5",
-            "SHIFTWATCH_KAFKA__CLIENT": client,
         }
         if env is None:
             self.env["SHIFTWATCH_STATE__PATH"] = str(workdir / "state.sqlite3")
@@ -195,6 +194,7 @@ class Monitor:
             "--bootstrap-servers", broker.bootstrap_servers,
             "--topics", topic,
             "--group-id", group,
+            "--kafka-client", client,
             "--dead-letter-topic", f"{topic}.dlq",
             "--http-host", "127.0.0.1",
             "--http-port", str(self.port),

@@ -67,3 +67,4 @@ def test_sigkill_mid_stream_gives_the_state_and_alerts_of_an_unbroken_run(
     assert len({a["alert_id"] for a in got_alerts}) == len(got_alerts)  # none twice
     log = (tmp_path / "broken" / "log.txt").read_text()
     assert log.count("restored checkpoint") == 2
+    assert log.count(f'"client": "{kafka_client}"') == 3  # each start, on the client under test
