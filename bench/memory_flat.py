@@ -5,7 +5,9 @@ What it measures
 The demo simulator (``monitor.demo.simulator``, the default degraded
 :class:`Scenario`, at ``--rate`` requests per second of event time, so that a
 10M-event run spans weeks of event time: the join table's TTL and the dedupe
-window's capacity are both reached) generates events 2,000 requests at a time;
+window's capacity are both reached; the run is placed to end a day before this
+host's clock, since later events would be dead-lettered as stamped in the
+future) generates events 2,000 requests at a time;
 each chunk is JSON-encoded into :class:`~monitor.messages.Message` objects and
 handed to a :class:`~monitor.pipeline.Pipeline` with the demo policy (3 segment
 keys), default :class:`~monitor.config.LimitsSettings`, its metrics and a
@@ -23,7 +25,8 @@ expected plateau is
 
 where the bytes per entry are measured here with ``tracemalloc`` on
 stand-alone tables of ``--probe`` entries (the same classes, the same kind of
-keys), and the capacities come from ``LimitsSettings``. "Flat" means: once
+keys, entries built as the router builds them), and the capacities come from
+``LimitsSettings``. "Flat" means: once
 both tables are full, RSS moves by no more than ``--tolerance`` (default 5 %)
 over the rest of the run.
 
@@ -63,7 +66,7 @@ from monitor.messages import Message
 from monitor.metrics import Metrics
 from monitor.pipeline import Pipeline
 from monitor.policy import load_policy
-from monitor.tables import Deduper, Joined, JoinTable
+from monitor.tables import Deduper, Joined, JoinTable, Stream
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_POLICY = REPO / "monitor" / "demo" / "policy.yaml"
@@ -97,8 +100,11 @@ def rss_bytes() -> int:
 def per_entry_bytes(n: int) -> dict[str, float]:
     """Bytes per entry of a filled :class:`Deduper` and :class:`JoinTable`, by ``tracemalloc``.
 
-    Keys look like the simulator's (``i-123456`` ids, ``r-123456`` request ids);
-    join entries share their (model, version, streams) tuple, as the router's do.
+    Keys look like the simulator's (``i-123456`` ids, ``r-123456`` request ids).
+    ``join`` holds entries as the router builds them today: each inference's
+    model, version and segment values are strings of its own (decoded from its
+    JSON) and its streams a tuple of its own; ``join_shared`` the same entries
+    sharing one (model, version, streams) per group, what interning them would cost.
     """
     out: dict[str, float] = {}
     gc.collect()
@@ -109,18 +115,28 @@ def per_entry_bytes(n: int) -> dict[str, float]:
         dedupe.seen(f"i-{10_000_000 + i}")
     out["dedupe"] = (tracemalloc.get_traced_memory()[0] - before) / n
     del dedupe
-    gc.collect()
-    before = tracemalloc.get_traced_memory()[0]
-    joins = JoinTable(n, 14 * 86400.0)
-    streams = ((), ("lang", "en"), ("amount_band", "low"), ("customer_tier", "gold"))
-    for i in range(n):
-        score = (i % 1000) / 1000.0  # a float object per entry, as decoded scores are
-        joins.put(f"r-{10_000_000 + i}", Joined("m", "v", streams, i % 2 == 0, float(i), score))
-    out["join"] = (tracemalloc.get_traced_memory()[0] - before) / n
-    del joins
+    for name, shared in (("join", False), ("join_shared", True)):
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        joins = JoinTable(n, 14 * 86400.0)
+        interned = ("fraud-scorer", "v7-int8", _streams("en", "low", "gold"))
+        for i in range(n):
+            score = (i % 1000) / 1000.0  # a float object per entry, as decoded scores are
+            if shared:
+                model, version, streams = interned
+            else:  # fresh strings and tuples, as json.loads and the segment folder make them
+                model, version = "".join(["fraud-", "scorer"]), "".join(["v7-", "int8"])
+                streams = _streams("".join(["e", "n"]), "".join(["lo", "w"]), "".join(["go", "ld"]))
+            joins.put(f"r-{10_000_000 + i}", Joined(model, version, streams, i % 2 == 0, i, score))
+        out[name] = (tracemalloc.get_traced_memory()[0] - before) / n
+        del joins
     tracemalloc.stop()
     gc.collect()
     return out
+
+
+def _streams(lang: str, band: str, tier: str) -> tuple[Stream, ...]:
+    return ((), ("lang", lang), ("amount_band", band), ("customer_tier", tier))
 
 
 @dataclass(frozen=True)
@@ -256,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     entry = per_entry_bytes(args.probe)
     print(
-        f"bytes per entry: dedupe {entry['dedupe']:.0f}, join {entry['join']:.0f}",
+        f"bytes per entry: dedupe {entry['dedupe']:.0f}, join {entry['join']:.0f} "
+        f"(shared groups: {entry['join_shared']:.0f})",
         file=sys.stderr,
     )
     chosen = {"dedupe_window": args.dedupe_window, "join_capacity": args.join_capacity}
