@@ -36,10 +36,13 @@ From the repository root, with the package installed::
 
     python bench/memory_flat.py                       # 10M events, a sample every 500k
     python bench/memory_flat.py --events 2000000 --every 250000 --json memory.json
-    python bench/memory_flat.py --events 3000000 --dedupe-window 1000 --join-capacity 1000
+    python bench/memory_flat.py --events 3000000 --dedupe-window 1000 --join-capacity 1000 \
+        --json small.json
+    python bench/memory_flat.py --baseline-json small.json --json memory.json
 
-The last, with tables too small to matter, gives the plateau of everything
-else (the per-stream state, the interpreter and its libraries), side by side.
+The first of the last two, with tables too small to matter, gives the plateau
+of everything else (the per-stream state, the interpreter and its libraries);
+the second takes it as the fixed part of its bound.
 
 Results go to ``BENCHMARKS.md`` ("Memory over 10M events").
 """
@@ -221,9 +224,19 @@ def run(events: int, every: int, rate: float, batch: int, limits: LimitsSettings
     return samples
 
 
-def verdict(samples: Sequence[Sample], entry: dict[str, float], tolerance: float) -> dict[str, Any]:
-    """Whether RSS stayed within ``tolerance`` once both tables were full, and the bound."""
-    limits = LimitsSettings()
+def verdict(
+    samples: Sequence[Sample],
+    entry: dict[str, float],
+    tolerance: float,
+    limits: LimitsSettings,
+    rest_mb: float | None = None,
+) -> dict[str, Any]:
+    """Whether RSS stayed within ``tolerance`` once both tables were full, and the bound.
+
+    ``rest_mb``: the plateau of everything but the tables, from a run with tables
+    too small to matter (``--baseline-json``); without it, estimated from the first
+    sample less what its tables then held.
+    """
     full = [s for s in samples if s.dedupe >= limits.dedupe_window and s.joins > 0]
     # The join table may plateau below its capacity when its TTL binds first.
     plateau = full[1:] if len(full) > 1 else full
@@ -231,6 +244,8 @@ def verdict(samples: Sequence[Sample], entry: dict[str, float], tolerance: float
     # less what its tables then held.
     warm = next(s for s in samples if s.events > 0)
     base = warm.rss_mb - (warm.dedupe * entry["dedupe"] + warm.joins * entry["join"]) / 1e6
+    if rest_mb is not None:
+        base = rest_mb
     tables_mb = (
         limits.dedupe_window * entry["dedupe"] + limits.join_capacity * entry["join"]
     ) / 1e6
@@ -268,6 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--join-capacity", type=int, default=None, help="limits.join_capacity (default its own)"
     )
+    parser.add_argument(
+        "--baseline-json",
+        type=Path,
+        default=None,
+        help="the --json of a run with tiny tables: its plateau is everything but the tables",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     entry = per_entry_bytes(args.probe)
@@ -279,7 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = {"dedupe_window": args.dedupe_window, "join_capacity": args.join_capacity}
     limits = LimitsSettings(**{k: v for k, v in chosen.items() if v is not None})
     samples = run(args.events, args.every, args.rate, args.batch, limits)
-    result = verdict(samples, entry, args.tolerance, limits)
+    rest = None
+    if args.baseline_json is not None:
+        rest = float(json.loads(args.baseline_json.read_text())["plateau_max_mb"])
+    result = verdict(samples, entry, args.tolerance, limits, rest)
     report = {
         "command": " ".join(["python", "bench/memory_flat.py", *sys.argv[1:]]),
         "python": sys.version.split()[0],
