@@ -291,15 +291,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    chosen = {"dedupe_window": args.dedupe_window, "join_capacity": args.join_capacity}
+    limits = LimitsSettings(**{k: v for k, v in chosen.items() if v is not None})
+    samples = run(args.events, args.every, args.rate, args.batch, limits)
+    # After the run: memory the probe frees stays with the allocator and would lift the curve.
     entry = per_entry_bytes(args.probe)
     print(
         f"bytes per entry: dedupe {entry['dedupe']:.0f}, join {entry['join']:.0f} "
         f"(shared groups: {entry['join_shared']:.0f})",
         file=sys.stderr,
     )
-    chosen = {"dedupe_window": args.dedupe_window, "join_capacity": args.join_capacity}
-    limits = LimitsSettings(**{k: v for k, v in chosen.items() if v is not None})
-    samples = run(args.events, args.every, args.rate, args.batch, limits)
     rest = None
     if args.baseline_json is not None:
         rest = float(json.loads(args.baseline_json.read_text())["plateau_max_mb"])
