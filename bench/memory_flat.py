@@ -15,7 +15,9 @@ dead-letter sink that drops. No Kafka: this measures the pipeline's memory,
 not a client's buffers.
 
 Every ``--every`` events the script samples the process's resident set size
-(``/proc/self/statm``) with the pipeline's table sizes and its number of
+(``/proc/self/statm``), the interpreter's allocated blocks
+(``sys.getallocatedblocks()``: live objects, which RSS follows only as far as
+the allocator returns freed arenas) with the pipeline's table sizes and its number of
 streams (check statuses, one per check, version and segment value). The
 expected plateau is
 
@@ -148,6 +150,7 @@ class Sample:
 
     events: int
     rss_mb: float
+    blocks: int
     dedupe: int
     joins: int
     streams: int
@@ -185,6 +188,7 @@ def run(events: int, every: int, rate: float, batch: int, limits: LimitsSettings
             Sample(
                 events=done,
                 rss_mb=rss_bytes() / 1e6,
+                blocks=sys.getallocatedblocks(),
                 dedupe=len(pipeline.router.dedupe),
                 joins=len(pipeline.router.joins),
                 streams=statuses,
@@ -195,7 +199,8 @@ def run(events: int, every: int, rate: float, batch: int, limits: LimitsSettings
         )
         s = samples[-1]
         print(
-            f"{s.events:>11,} events  rss {s.rss_mb:8.1f} MB  dedupe {s.dedupe:>9,}  "
+            f"{s.events:>11,} events  rss {s.rss_mb:8.1f} MB  blocks {s.blocks:>11,}  "
+            f"dedupe {s.dedupe:>9,}  "
             f"joins {s.joins:>8,}  streams {s.streams:>5}  dead {s.dead_lettered:>6,}  "
             f"{s.seconds:7.0f} s",
             file=sys.stderr,
