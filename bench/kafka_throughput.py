@@ -21,7 +21,19 @@ machine noise hits all three alike:
     ``monitor.run.build_service`` as ``shiftwatch run`` wires it (``KafkaSource``,
     ``Pipeline`` with the demo policy, the Kafka dead-letter sink, metrics) driven
     by ``monitor.service.Service``: decode, dedupe, route, detect, and a commit
-    per batch.
+    per batch;
+``raw-confluent``
+    a bare confluent-kafka ``Consumer`` (librdkafka; auto-commit off, the same
+    group timeouts and fetch sizes) taking ``consume(5000)`` batches and
+    touching every message's value;
+``shiftwatch-confluent``
+    ``shiftwatch`` with ``kafka.client: confluent`` (``ConfluentSource`` and its
+    dead-letter sink).
+
+Both ``shiftwatch`` cases also time, inside the run, the source's ``poll``, the
+pipeline's ``process`` and the source's ``commit`` (the profile split of client
+and pipeline; the rest is the loop itself). ``--cases`` picks a subset (the
+pure-Python CRC case alone takes minutes).
 
 Every measurement runs in its own subprocess of this script (same interpreter,
 same flags) with a fresh consumer group reading from the earliest offset. The
@@ -45,7 +57,9 @@ how the benchmark measures the client by default.
 
 The table gives the median and min/max events/s per case, and two ratios
 computed per interleaved round and then taken as the median over rounds:
-``shiftwatch / raw`` (the design's target is >= 0.8) and ``raw / raw-nocrc``.
+``shiftwatch / raw`` (the design's target is >= 0.8), ``raw / raw-nocrc``,
+``raw-confluent / raw``, ``shiftwatch-confluent / raw-confluent`` and
+``shiftwatch-confluent / shiftwatch``.
 
 Reproduce
 ---------
@@ -53,6 +67,7 @@ From the repository root, with the package installed (``pip install -e .[test]``
 
     python bench/kafka_throughput.py                      # 300k events, 5 rounds
     python bench/kafka_throughput.py --events 200000 --runs 5 --json kafka.json
+    python bench/kafka_throughput.py --cases raw,shiftwatch,raw-confluent,shiftwatch-confluent
 
 It takes a few minutes, most of it in the pure-Python CRC case. Results go to
 ``BENCHMARKS.md``.
@@ -79,11 +94,13 @@ from typing import Any, Final
 TOPIC: Final = "bench.events"
 DEAD_LETTER_TOPIC: Final = "bench.dead-letter"
 PARTITIONS: Final = 3
-CASES: Final = ("raw", "raw-nocrc", "shiftwatch")
+CASES: Final = ("raw", "raw-nocrc", "shiftwatch", "raw-confluent", "shiftwatch-confluent")
 CASE_LABELS: Final = {
     "raw": "raw kafka-python, crc32c C extension",
     "raw-nocrc": "raw kafka-python, pure-Python CRC-32C",
     "shiftwatch": "shiftwatch end to end (Service + Pipeline)",
+    "raw-confluent": "raw confluent-kafka (librdkafka)",
+    "shiftwatch-confluent": "shiftwatch end to end, kafka.client confluent",
 }
 #: Consumer settings shared by every case (shiftwatch's defaults, and the short
 #: group timeouts that keep Tansu's join at ~3 s).
@@ -365,7 +382,79 @@ def measure_raw(bootstrap: str, group: str, n_events: int) -> dict[str, Any]:
     }
 
 
-def measure_shiftwatch(bootstrap: str, group: str, n_events: int) -> dict[str, Any]:
+def measure_raw_confluent(bootstrap: str, group: str, n_events: int) -> dict[str, Any]:
+    """Consume the topic with a bare confluent-kafka Consumer, touching every message's value."""
+    from confluent_kafka import Consumer
+
+    started = time.perf_counter()
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "client.id": "bench-raw-confluent",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
+            "fetch.max.bytes": FETCH_MAX_BYTES,
+            "max.partition.fetch.bytes": MAX_PARTITION_FETCH_BYTES,
+            "fetch.wait.max.ms": 100,  # shiftwatch's default fetch_max_wait_ms
+        }
+    )
+    consumer.subscribe([TOPIC])
+    count = 0
+    payload_bytes = 0
+    first_at: float | None = None
+    first_count = 0
+    last_progress = time.monotonic()
+    try:
+        while count < n_events:
+            records = consumer.consume(MAX_POLL_RECORDS, POLL_TIMEOUT_MS / 1000)
+            got = 0
+            for record in records:
+                if record.error() is None:
+                    got += 1
+                    payload_bytes += len(record.value() or b"")
+            if not got:
+                if time.monotonic() - last_progress > STALL_SECONDS:
+                    break
+                continue
+            last_progress = time.monotonic()
+            count += got
+            if first_at is None:
+                first_at, first_count = time.perf_counter(), count
+        ended = time.perf_counter()
+    finally:
+        consumer.close()
+    if first_at is None:
+        first_at = ended
+    return {
+        "events": count,
+        "timed_events": count - first_count,
+        "seconds": ended - first_at,
+        "join_seconds": first_at - started,
+        "extra": {"payload_mb": round(payload_bytes / 1e6, 1)},
+    }
+
+
+def _timed(fn: Callable[..., Any], totals: dict[str, float], name: str) -> Callable[..., Any]:
+    """``fn``, adding its wall time to ``totals[name]`` at each call."""
+    totals[name] = 0.0
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            totals[name] += time.perf_counter() - t0
+
+    return wrapper
+
+
+def measure_shiftwatch(
+    bootstrap: str, group: str, n_events: int, client: str = "kafka-python"
+) -> dict[str, Any]:
     """Run ``monitor.service.Service`` as ``shiftwatch run`` builds it until N messages are done."""
     from monitor.config import load_settings
     from monitor.logging import configure_logging
@@ -382,6 +471,7 @@ def measure_shiftwatch(bootstrap: str, group: str, n_events: int) -> dict[str, A
             None,
             policy=str(policy_path),
             kafka={
+                "client": client,
                 "bootstrap_servers": bootstrap,
                 "topics": [TOPIC],
                 "dead_letter_topic": DEAD_LETTER_TOPIC,
@@ -424,6 +514,22 @@ def measure_shiftwatch(bootstrap: str, group: str, n_events: int) -> dict[str, A
 
     started = time.perf_counter()
     service = build_service(settings, policy, Metrics(), on_batch=on_batch, log_alerts=False)
+    # The profile split: time in the client (poll, commit) and in the pipeline (process),
+    # counted from the first batch on, as the rate is.
+    split: dict[str, float] = {}
+    source: Any = service.source
+    pipeline: Any = service.pipeline
+    source.poll = _timed(source.poll, split, "poll")
+    source.commit = _timed(source.commit, split, "commit")
+    pipeline.process = _timed(pipeline.process, split, "process")
+    at_first: dict[str, float] = {}
+
+    def on_first(result: BatchResult) -> None:
+        if marks["first_at"] is None:
+            at_first.update(split)
+        on_batch(result)
+
+    service.on_batch = on_first
     threading.Thread(target=watchdog, name="bench-watchdog", daemon=True).start()
     service.run(stop)
     ended = marks["last_at"] if marks["last_at"] is not None else time.perf_counter()
@@ -441,6 +547,7 @@ def measure_shiftwatch(bootstrap: str, group: str, n_events: int) -> dict[str, A
             "unjoined": ledger.unjoined,
             "alerts": ledger.alerts,
             "balanced": ledger.balanced(),
+            "split_seconds": {k: round(v - at_first.get(k, 0.0), 4) for k, v in split.items()},
         },
     }
 
@@ -452,8 +559,14 @@ def run_child(case: str, bootstrap: str, group: str, n_events: int) -> dict[str,
     if want_pure != impl.startswith("pure-python"):
         wanted = "pure-Python" if want_pure else "C"
         raise RuntimeError(f"case {case} expected the {wanted} CRC-32C, got {impl}")
-    measure = measure_shiftwatch if case == "shiftwatch" else measure_raw
-    result = measure(bootstrap, group, n_events)
+    measures: dict[str, Callable[[str, str, int], dict[str, Any]]] = {
+        "raw": measure_raw,
+        "raw-nocrc": measure_raw,
+        "shiftwatch": measure_shiftwatch,
+        "raw-confluent": measure_raw_confluent,
+        "shiftwatch-confluent": lambda b, g, n: measure_shiftwatch(b, g, n, "confluent"),
+    }
+    result = measures[case](bootstrap, group, n_events)
     result["crc_impl"] = impl
     return result
 
@@ -498,7 +611,7 @@ def spawn(case: str, bootstrap: str, n_events: int, round_no: int) -> Measuremen
             f"child {case} (round {round_no}) stalled at {m.events}/{n_events} "
             "messages (high watermark behind?)"
         )
-    if case == "shiftwatch" and m.extra.get("processed") != m.events:
+    if case.startswith("shiftwatch") and m.extra.get("processed") != m.events:
         raise RuntimeError(f"shiftwatch (round {round_no}) left messages unprocessed: {m.extra}")
     return m
 
@@ -518,7 +631,13 @@ def paired_ratios(measurements: Sequence[Measurement]) -> dict[str, dict[str, An
     by_round: dict[int, dict[str, float]] = {}
     for m in measurements:
         by_round.setdefault(m.round, {})[m.case] = m.rate
-    pairs = {"shiftwatch / raw": ("shiftwatch", "raw"), "raw / raw-nocrc": ("raw", "raw-nocrc")}
+    pairs = {
+        "shiftwatch / raw": ("shiftwatch", "raw"),
+        "raw / raw-nocrc": ("raw", "raw-nocrc"),
+        "raw-confluent / raw": ("raw-confluent", "raw"),
+        "shiftwatch-confluent / raw-confluent": ("shiftwatch-confluent", "raw-confluent"),
+        "shiftwatch-confluent / shiftwatch": ("shiftwatch-confluent", "shiftwatch"),
+    }
     out: dict[str, dict[str, Any]] = {}
     for name, (num, den) in pairs.items():
         values = [r[num] / r[den] for r in by_round.values() if num in r and r.get(den)]
@@ -532,12 +651,38 @@ def paired_ratios(measurements: Sequence[Measurement]) -> dict[str, dict[str, An
     return out
 
 
+def profile_split(measurements: Sequence[Measurement]) -> dict[str, dict[str, float]]:
+    """Per shiftwatch case, the median over rounds of the time in poll, process and commit.
+
+    Each as microseconds per event and as a share of the timed run; ``loop`` is
+    the rest (the service loop, backlog reads, the benchmark's callback).
+    """
+    out: dict[str, dict[str, float]] = {}
+    for case in CASES:
+        rows = [m for m in measurements if m.case == case and "split_seconds" in m.extra]
+        if not rows:
+            continue
+        summary: dict[str, float] = {}
+        for name in ("poll", "process", "commit", "loop"):
+            us, share = [], []
+            for m in rows:
+                split = m.extra["split_seconds"]
+                spent = m.seconds - sum(split.values()) if name == "loop" else split.get(name, 0.0)
+                us.append(1e6 * spent / max(1, m.timed_events))
+                share.append(spent / m.seconds if m.seconds > 0 else 0.0)
+            summary[f"{name}_us"] = statistics.median(us)
+            summary[f"{name}_share"] = statistics.median(share)
+        out[case] = summary
+    return out
+
+
 def format_report(
     info: dict[str, Any],
     setup: dict[str, Any],
     summaries: Sequence[Summary],
     ratios: dict[str, dict[str, Any]],
     crc_impls: dict[str, str],
+    splits: dict[str, dict[str, float]] | None = None,
 ) -> str:
     """The human-readable report: machine, set-up, table of rates, ratios."""
     lines = [
@@ -560,9 +705,16 @@ def format_report(
     lines.append("")
     for name, r in ratios.items():
         lines.append(
-            f"{name:<20} median {r['median']:.3f}  (min {r['min']:.3f}, "
+            f"{name:<36} median {r['median']:.3f}  (min {r['min']:.3f}, "
             f"max {r['max']:.3f}; per round {r['per_round']})"
         )
+    lines.append("")
+    for case, split in (splits or {}).items():
+        parts = ", ".join(
+            f"{name} {split[name + '_us']:.2f} us/event ({split[name + '_share']:.0%})"
+            for name in ("poll", "process", "commit", "loop")
+        )
+        lines.append(f"time split of {case} (median over rounds): {parts}")
     lines.append("")
     for case, impl in crc_impls.items():
         lines.append(f"CRC-32C used by {case}: {impl}")
@@ -570,7 +722,12 @@ def format_report(
 
 
 def run_benchmark(
-    n_events: int, runs: int, warmup: int, key_by: str, progress: Callable[[str], None]
+    n_events: int,
+    runs: int,
+    warmup: int,
+    key_by: str,
+    progress: Callable[[str], None],
+    cases: Sequence[str] = CASES,
 ) -> dict[str, Any]:
     """Start the broker, fill the topic, run the interleaved measurements; the full result."""
     from monitor.broker import EmbeddedBroker, create_topics
@@ -594,7 +751,7 @@ def run_benchmark(
             m = spawn("raw", bootstrap, n_events, -1 - i)
             progress(f"warm-up raw: {m.rate:,.0f} ev/s (discarded)")
         for round_no in range(runs):
-            for case in CASES:
+            for case in cases:
                 m = spawn(case, bootstrap, n_events, round_no)
                 measurements.append(m)
                 progress(
@@ -616,6 +773,7 @@ def run_benchmark(
         }
     summaries = summarise(measurements)
     ratios = paired_ratios(measurements)
+    splits = profile_split(measurements)
     crc_impls = {
         case: next(m.crc_impl for m in measurements if m.case == case)
         for case in CASES
@@ -628,8 +786,9 @@ def run_benchmark(
         "summary": [asdict(s) for s in summaries],
         "ratios": ratios,
         "crc_impl": crc_impls,
+        "profile_split": splits,
         "measurements": [{**asdict(m), "rate": m.rate} for m in measurements],
-        "report": format_report(info, setup, summaries, ratios, crc_impls),
+        "report": format_report(info, setup, summaries, ratios, crc_impls, splits),
     }
 
 
@@ -654,11 +813,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "partitions) or the model (as the demo: one model, one hot partition, "
         "and Tansu's fetch waits dominate)",
     )
+    p.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        help=f"comma-separated cases to interleave (default all: {','.join(CASES)})",
+    )
     p.add_argument("--json", type=Path, help="also write the full result as JSON here")
     p.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
     p.add_argument("--bootstrap", help=argparse.SUPPRESS)
     p.add_argument("--group", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.cases = [c for c in args.cases.split(",") if c]
+    unknown = sorted(set(args.cases) - set(CASES))
+    if unknown or not args.cases:
+        p.error(f"--cases: unknown {unknown}; choose from {', '.join(CASES)}")
     if args.events < 2 * MAX_POLL_RECORDS or args.runs < 1 or args.warmup < 0:
         p.error(f"--events must be >= {2 * MAX_POLL_RECORDS}, --runs >= 1, --warmup >= 0")
     return args
@@ -676,7 +844,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    result = run_benchmark(args.events, args.runs, args.warmup, args.key_by, progress)
+    result = run_benchmark(args.events, args.runs, args.warmup, args.key_by, progress, args.cases)
     print(result["report"])
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -28,6 +28,10 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--bootstrap-servers", help="Kafka bootstrap servers, comma-separated")
     p.add_argument("--topics", help="event topics, comma-separated")
     p.add_argument("--group-id", help="consumer group")
+    p.add_argument(
+        "--kafka-client",
+        help="kafka-python (default) or confluent (pip install 'shiftwatch[confluent]')",
+    )
     p.add_argument("--dead-letter-topic", help="topic for rejected messages")
     p.add_argument("--http-host", help="address for /metrics, /livez, /readyz, /verdict")
     p.add_argument("--http-port", type=int, help="port for /metrics, /livez, /readyz, /verdict")
@@ -68,6 +72,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "bootstrap_servers": args.bootstrap_servers,
         "topics": args.topics.split(",") if args.topics else None,
         "group_id": args.group_id,
+        "client": args.kafka_client,
         "dead_letter_topic": args.dead_letter_topic,
     }
     alerting = {

@@ -23,7 +23,7 @@ from monitor.partitions import PartitionedPipeline
 from monitor.pipeline import BatchResult, Pipeline
 from monitor.policy import Policy
 from monitor.service import Service
-from monitor.sources.kafka import KafkaDeadLetterSink, KafkaSource
+from monitor.sources.clients import kafka_dead_letter_sink, kafka_source
 from monitor.state import (
     FIX_RUN,
     SqliteStateStore,
@@ -114,9 +114,9 @@ def build_service(
     # A checkpoint that cannot be restored: exit 2 (fail) or discarded (fresh), before consuming.
     checkpoint = load_checkpoint(store, state.mismatch, FIX_RUN, fresh) if store else None
     try:
-        dead = KafkaDeadLetterSink(settings.kafka)
+        dead = kafka_dead_letter_sink(settings.kafka)
         try:
-            source = KafkaSource(settings.kafka, metrics)
+            source = kafka_source(settings.kafka, metrics)
         except BaseException:
             dead.close()
             raise
@@ -243,6 +243,7 @@ def serve(settings: Settings, policy: Policy, stop: threading.Event) -> None:
         log.info(
             "started",
             bootstrap_servers=settings.kafka.bootstrap_servers,
+            client=settings.kafka.client,
             topics=settings.kafka.topics,
             group_id=settings.kafka.group_id,
             http=f"{http.host}:{http.port}",

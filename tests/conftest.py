@@ -47,6 +47,16 @@ FAST_GROUP = {
 }
 
 
+#: The Kafka clients shiftwatch can consume with (``kafka.client``).
+KAFKA_CLIENTS = ("kafka-python", "confluent")
+
+
+@pytest.fixture(params=KAFKA_CLIENTS)
+def kafka_client(request: pytest.FixtureRequest) -> str:
+    """Each Kafka client in turn: the tests of source semantics run once per backend."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
 def broker() -> Iterator[EmbeddedBroker]:
     """A Tansu broker on a free loopback port, shared by every Kafka test."""
@@ -160,13 +170,21 @@ class Monitor:
         *,
         policy: Path = DEMO_POLICY,
         env: dict[str, str] | None = None,
+        client: str = "kafka-python",
     ) -> None:
-        """With no ``env`` the state is a SQLite file; ``env`` may name a changelog instead."""
+        """With no ``env`` the state is a SQLite file; ``env`` may name a changelog instead.
+
+        ``client`` is the ``kafka.client`` it consumes with.
+        """
         self.port = free_port()
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         fast = {f"SHIFTWATCH_KAFKA__{k.upper()}": str(v) for k, v in FAST_GROUP.items()}
-        self.env = {**os.environ, **fast, "SHIFTWATCH_STATE__CHECKPOINT_SECONDS": "0.5"}
+        self.env = {
+            **os.environ,
+            **fast,
+            "SHIFTWATCH_STATE__CHECKPOINT_SECONDS": "0.5",
+        }
         if env is None:
             self.env["SHIFTWATCH_STATE__PATH"] = str(workdir / "state.sqlite3")
         else:
@@ -177,6 +195,7 @@ class Monitor:
             "--bootstrap-servers", broker.bootstrap_servers,
             "--topics", topic,
             "--group-id", group,
+            "--kafka-client", client,
             "--dead-letter-topic", f"{topic}.dlq",
             "--http-host", "127.0.0.1",
             "--http-port", str(self.port),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from monitor.messages import Message
 
-__all__ = ["Source"]
+__all__ = ["GroupSource", "Source"]
 
 
 class Source(Protocol):
@@ -29,3 +29,14 @@ class Source(Protocol):
 
     @property
     def healthy(self) -> bool: ...
+
+
+#: A rebalance hook: ``"topic:partition"`` keys in, offsets to seek to or to commit out.
+RebalanceHook = Callable[[list[str]], dict[str, int]]
+
+
+class GroupSource(Source, Protocol):
+    """A consumer-group member (either Kafka client), with hooks for its rebalances."""
+
+    on_assign: RebalanceHook | None
+    on_revoke: RebalanceHook | None

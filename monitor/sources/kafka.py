@@ -24,7 +24,7 @@ from monitor.events import Rejection
 from monitor.messages import Message
 from monitor.metrics import Metrics
 
-__all__ = ["DeadLetterError", "KafkaDeadLetterSink", "KafkaSource"]
+__all__ = ["DeadLetterError", "KafkaDeadLetterSink", "KafkaSource", "dead_letter_headers"]
 
 log = structlog.get_logger("shiftwatch.kafka")
 
@@ -227,6 +227,18 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.source._assigned(assigned)
 
 
+def dead_letter_headers(message: Message, rejection: Rejection) -> list[tuple[str, bytes]]:
+    """A dead letter's headers: why it was rejected and where it was read (either client)."""
+    return [
+        ("shiftwatch.reason", rejection.reason.encode()),
+        ("shiftwatch.code", rejection.code.encode()),
+        ("shiftwatch.kind", rejection.kind.encode()),
+        ("shiftwatch.source.topic", message.topic.encode()),
+        ("shiftwatch.source.partition", str(message.partition).encode()),
+        ("shiftwatch.source.offset", str(message.offset).encode()),
+    ]
+
+
 class DeadLetterError(RuntimeError):
     """Dead letters could not be written; the batch must not be committed."""
 
@@ -247,14 +259,7 @@ class KafkaDeadLetterSink:
         self._pending: list[Any] = []
 
     def send(self, message: Message, rejection: Rejection) -> None:
-        headers = [
-            ("shiftwatch.reason", rejection.reason.encode()),
-            ("shiftwatch.code", rejection.code.encode()),
-            ("shiftwatch.kind", rejection.kind.encode()),
-            ("shiftwatch.source.topic", message.topic.encode()),
-            ("shiftwatch.source.partition", str(message.partition).encode()),
-            ("shiftwatch.source.offset", str(message.offset).encode()),
-        ]
+        headers = dead_letter_headers(message, rejection)
         self._pending.append(
             self._producer.send(self.topic, value=message.value, key=message.key, headers=headers)
         )

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.kafka
 PAUSE_SECONDS = float(os.environ.get("SHIFTWATCH_TEST_OUTAGE_SECONDS", "20"))
 
 
-def test_monitor_survives_a_frozen_broker_without_loss(tmp_path: Path) -> None:
+def test_monitor_survives_a_frozen_broker_without_loss(tmp_path: Path, kafka_client: str) -> None:
     """Frozen past the session timeout: /metrics answers, /readyz says not ready; nothing lost."""
     first, second = demo_traffic(31, 10_000, 20_000)
     with EmbeddedBroker() as broker:
@@ -37,7 +37,7 @@ def test_monitor_survives_a_frozen_broker_without_loss(tmp_path: Path) -> None:
         create_topics(broker.bootstrap_servers, {topic: 1, f"{topic}.dlq": 1})
         n1 = produce(broker.bootstrap_servers, topic, first)
         group = f"outage-{uuid.uuid4().hex[:6]}"
-        mon = Monitor(broker, topic, group, tmp_path)
+        mon = Monitor(broker, topic, group, tmp_path, client=kafka_client)
         base = f"http://127.0.0.1:{mon.port}"
         mon.start()
         try:

@@ -137,7 +137,7 @@ def test_each_kind_of_damaged_entry_is_refused_with_its_kind(broker: EmbeddedBro
 
 
 def test_run_refuses_a_damaged_partition_state_or_starts_it_fresh(
-    broker: EmbeddedBroker, tmp_path: Path
+    broker: EmbeddedBroker, tmp_path: Path, kafka_client: str
 ) -> None:
     """`shiftwatch run` on a changelog whose entry for its partition does not verify: with
     `fail` it exits 2 with one line naming the topic, key, reason and fix; with `fresh` it
@@ -155,7 +155,7 @@ def test_run_refuses_a_damaged_partition_state_or_starts_it_fresh(
     (events,) = demo_traffic(7, 3000)
     produced = produce(bootstrap, topic, events)
 
-    failing = Monitor(broker, topic, group, tmp_path / "fail", env=env)
+    failing = Monitor(broker, topic, group, tmp_path / "fail", env=env, client=kafka_client)
     failing.start()
     assert failing.proc is not None
     assert failing.proc.wait(timeout=120) == 2
@@ -170,7 +170,7 @@ def test_run_refuses_a_damaged_partition_state_or_starts_it_fresh(
     ]
     assert committed_total(bootstrap, topic, group) == 0  # nothing processed or committed
 
-    fresh = Monitor(broker, topic, group, tmp_path / "fresh", env=env)
+    fresh = Monitor(broker, topic, group, tmp_path / "fresh", env=env, client=kafka_client)
     fresh.cmd += ["--state-mismatch", "fresh"]
     fresh.start()
     try:

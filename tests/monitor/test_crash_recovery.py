@@ -23,7 +23,7 @@ pytestmark = pytest.mark.kafka
 
 
 def test_sigkill_mid_stream_gives_the_state_and_alerts_of_an_unbroken_run(
-    broker: EmbeddedBroker, tmp_path: Path
+    broker: EmbeddedBroker, tmp_path: Path, kafka_client: str
 ) -> None:
     """Killed twice with SIGKILL and restarted: statistics, states and alerts are identical.
 
@@ -43,7 +43,7 @@ def test_sigkill_mid_stream_gives_the_state_and_alerts_of_an_unbroken_run(
     def run(name: str, kills: list[float]) -> Monitor:
         workdir = tmp_path / name
         group = f"{name}-{uuid.uuid4().hex[:6]}"
-        mon = Monitor(broker, topic, group, workdir)
+        mon = Monitor(broker, topic, group, workdir, client=kafka_client)
         for fraction in kills:
             mon.start()
             wait_kafka(reached(group, fraction * total))
@@ -67,3 +67,4 @@ def test_sigkill_mid_stream_gives_the_state_and_alerts_of_an_unbroken_run(
     assert len({a["alert_id"] for a in got_alerts}) == len(got_alerts)  # none twice
     log = (tmp_path / "broken" / "log.txt").read_text()
     assert log.count("restored checkpoint") == 2
+    assert log.count(f'"client": "{kafka_client}"') == 3  # each start, on the client under test

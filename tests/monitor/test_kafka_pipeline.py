@@ -51,11 +51,14 @@ class _Captured:
         return None
 
 
-def _settings(broker: EmbeddedBroker, topic: str, group: str) -> Settings:
+def _settings(
+    broker: EmbeddedBroker, topic: str, group: str, client: str = "kafka-python"
+) -> Settings:
     return load_settings(
         None,
         policy=str(DEMO_POLICY),
         kafka={
+            "client": client,
             "bootstrap_servers": broker.bootstrap_servers,
             "topics": [topic],
             "dead_letter_topic": f"{topic}.dlq",
@@ -96,24 +99,26 @@ def _consume_all(
     return ledger.consumed, captured.alerts
 
 
-def test_processes_every_event_and_commits(broker: EmbeddedBroker, topic: str) -> None:
+def test_processes_every_event_and_commits(
+    broker: EmbeddedBroker, topic: str, kafka_client: str
+) -> None:
     """Every produced event is processed and the group's committed offsets cover all of them."""
     n = produce(broker.bootstrap_servers, topic, generate(Scenario.identical(seed=3), 5_000))
-    consumed, alerts = _consume_all(_settings(broker, topic, "g-all"), n)
+    consumed, alerts = _consume_all(_settings(broker, topic, "g-all", kafka_client), n)
     assert consumed == n
     assert alerts == []
     assert committed_total(broker.bootstrap_servers, topic, "g-all") == n
 
 
 def test_dead_letters_carry_reason_source_and_original_bytes(
-    broker: EmbeddedBroker, topic: str
+    broker: EmbeddedBroker, topic: str, kafka_client: str
 ) -> None:
     """Malformed messages land in the dead-letter topic with their reason and position."""
     good = list(generate(Scenario.identical(seed=4), 500))
     bad = [b"not json", b'{"kind": "inference", "id": "x"}', b'{"kind": "teleport"}', b"\xff\xfe"]
     values: list[bytes | dict[str, object]] = [*good[:100], *bad, *good[100:]]
     n = produce(broker.bootstrap_servers, topic, values)
-    settings = _settings(broker, topic, "g-dlq")
+    settings = _settings(broker, topic, "g-dlq", kafka_client)
     consumed, _ = _consume_all(settings, n)
     assert consumed == n
 
@@ -165,11 +170,12 @@ def test_clean_stream_does_not_alert(broker: EmbeddedBroker, topic: str) -> None
 _POLL_THEN_HANG = """
 import sys, time
 from monitor.config import load_settings
-from monitor.sources.kafka import KafkaSource
+from monitor.sources.clients import kafka_source
 s = load_settings(None, policy=sys.argv[1], kafka={"bootstrap_servers": sys.argv[2],
     "topics": [sys.argv[3]], "group_id": sys.argv[4], "max_poll_records": 50,
-    "max_poll_interval_ms": 10000, "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000})
-src = KafkaSource(s.kafka)
+    "max_poll_interval_ms": 10000, "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000,
+    "client": sys.argv[5]})
+src = kafka_source(s.kafka)
 while True:
     batch = src.poll()
     if batch:
@@ -178,7 +184,9 @@ while True:
 """
 
 
-def test_crash_between_poll_and_commit_loses_nothing(broker: EmbeddedBroker, topic: str) -> None:
+def test_crash_between_poll_and_commit_loses_nothing(
+    broker: EmbeddedBroker, topic: str, kafka_client: str
+) -> None:
     """A monitor SIGKILLed after poll, before commit: the restarted one re-reads that batch."""
     n = produce(broker.bootstrap_servers, topic, generate(Scenario.identical(seed=8), 300))
     proc = subprocess.Popen(
@@ -190,6 +198,7 @@ def test_crash_between_poll_and_commit_loses_nothing(broker: EmbeddedBroker, top
             broker.bootstrap_servers,
             topic,
             "g-crash",
+            kafka_client,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -202,13 +211,13 @@ def test_crash_between_poll_and_commit_loses_nothing(broker: EmbeddedBroker, top
         proc.kill()
         proc.wait()
     assert committed_total(broker.bootstrap_servers, topic, "g-crash") == 0
-    consumed, _ = _consume_all(_settings(broker, topic, "g-crash"), n)
+    consumed, _ = _consume_all(_settings(broker, topic, "g-crash", kafka_client), n)
     assert consumed == n
     assert committed_total(broker.bootstrap_servers, topic, "g-crash") == n
 
 
 def test_sigterm_finishes_the_batch_and_commits(
-    broker: EmbeddedBroker, topic: str, tmp_path: Path
+    broker: EmbeddedBroker, topic: str, tmp_path: Path, kafka_client: str
 ) -> None:
     """`shiftwatch run` stops on SIGTERM mid-stream with exactly its processed events committed."""
     n = produce(broker.bootstrap_servers, topic, generate(Scenario.identical(seed=9), 60_000))
@@ -219,6 +228,7 @@ def test_sigterm_finishes_the_batch_and_commits(
                 "policy": str(DEMO_POLICY),
                 "http_host": "127.0.0.1",
                 "kafka": {
+                    "client": kafka_client,
                     "bootstrap_servers": broker.bootstrap_servers,
                     "topics": [topic],
                     "group_id": "g-term",
@@ -272,9 +282,11 @@ def test_sigterm_finishes_the_batch_and_commits(
     assert committed_total(broker.bootstrap_servers, topic, "g-term") == final
 
 
-def test_backlog_reports_messages_waiting_per_partition(broker: EmbeddedBroker, topic: str) -> None:
+def test_backlog_reports_messages_waiting_per_partition(
+    broker: EmbeddedBroker, topic: str, kafka_client: str
+) -> None:
     """The source reports each assigned partition's backlog: > 0 mid-way, 0 once drained."""
-    from monitor.sources.kafka import KafkaSource
+    from monitor.sources.clients import kafka_source
 
     values = [json.dumps({"kind": "outcome", "n": i, "model": "m"}).encode() for i in range(60)]
     produce(broker.bootstrap_servers, topic, values)  # one key: one partition holds all 60
@@ -282,6 +294,7 @@ def test_backlog_reports_messages_waiting_per_partition(broker: EmbeddedBroker, 
         None,
         policy=str(DEMO_POLICY),
         kafka={
+            "client": kafka_client,
             "bootstrap_servers": broker.bootstrap_servers,
             "topics": [topic],
             "group_id": f"backlog-{topic}",
@@ -289,7 +302,7 @@ def test_backlog_reports_messages_waiting_per_partition(broker: EmbeddedBroker, 
             **FAST_GROUP,
         },
     )
-    source = KafkaSource(settings.kafka)
+    source = kafka_source(settings.kafka)
     try:
         seen: list[int] = []
         deadline = time.monotonic() + 60

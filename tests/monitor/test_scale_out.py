@@ -42,7 +42,7 @@ def _events(model: str, seed: int, requests: int) -> tuple[list[dict[str, Any]],
 
 
 def test_a_killed_replicas_partition_moves_with_its_state(
-    broker: EmbeddedBroker, tmp_path: Path
+    broker: EmbeddedBroker, tmp_path: Path, kafka_client: str
 ) -> None:
     """Replica 1 is SIGKILLed; replica 2 restores its partition from the changelog.
 
@@ -75,8 +75,9 @@ def test_a_killed_replicas_partition_moves_with_its_state(
 
     n_first = produce(broker.bootstrap_servers, topic, first_a + first_b)
     group = f"replicas-{run}"
-    one = Monitor(broker, topic, group, tmp_path / "one", policy=policy_path, env=env(changelog))
-    two = Monitor(broker, topic, group, tmp_path / "two", policy=policy_path, env=env(changelog))
+    replica = {"policy": policy_path, "env": env(changelog), "client": kafka_client}
+    one = Monitor(broker, topic, group, tmp_path / "one", **replica)
+    two = Monitor(broker, topic, group, tmp_path / "two", **replica)
     one.start()
     two.start()
     try:
