@@ -106,6 +106,8 @@ def scraped(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) ->
     try:
         with Prometheus(workdir / "prom", [f"127.0.0.1:{mon.port}"], []) as prom:
             assert isinstance(prom, Prometheus)
+            # Scraped once before any event, so the history starts from the idle monitor.
+            wait_until(lambda: _last_scrape(prom) > 0, timeout=30)
             (events,) = demo_traffic(29, 50_000)
             total = produce(broker.bootstrap_servers, topic, events)
             wait_kafka(lambda: committed_total(broker.bootstrap_servers, topic, group) == total)
