@@ -6,6 +6,8 @@
 - :mod:`monitor.review.latency`, :mod:`monitor.review.ranking`,
   :mod:`monitor.review.incidents`, :mod:`monitor.review.tools`: the sections
   that compute something;
+- :mod:`monitor.review.document` (with :mod:`monitor.review.layout` and
+  :mod:`monitor.review.tradeoff`): the report as sections, for either format;
 - :mod:`monitor.review.plots`, :mod:`monitor.review.html`,
   :mod:`monitor.review.markdown`: the report rendered;
 - :mod:`monitor.review.commands`: ``shiftwatch review`` and ``shiftwatch review sign``;

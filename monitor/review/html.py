@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from html import escape
 
-from monitor.review.document import Section, Table, sections
+from monitor.review.document import sections
+from monitor.review.layout import Section, Table
 from monitor.review.model import Review
 from monitor.review.text import time
 

@@ -8,7 +8,8 @@ new tool, a firing alert) are in bold.
 
 from __future__ import annotations
 
-from monitor.review.document import Section, Table, sections
+from monitor.review.document import sections
+from monitor.review.layout import Section, Table
 from monitor.review.model import Review
 
 __all__ = ["render_markdown"]
