@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+import structlog
+from kafka.errors import KafkaError
+
 from monitor.messages import Message
 
-__all__ = ["GroupSource", "Source"]
+__all__ = ["GroupSource", "Source", "checkpoint_on_revoke"]
 
 
 class Source(Protocol):
@@ -40,3 +43,18 @@ class GroupSource(Source, Protocol):
 
     on_assign: RebalanceHook | None
     on_revoke: RebalanceHook | None
+
+
+def checkpoint_on_revoke(
+    on_revoke: Callable[[list[str]], dict[str, int]], inputs: list[str]
+) -> dict[str, int]:
+    """Run a source's revoke hook for the ``topic:partition`` inputs leaving it: the offsets
+    to commit, or none when saving their checkpoint failed on Kafka (logged; the next owner
+    then resumes from the last checkpoint saved)."""
+    try:
+        return on_revoke(inputs)
+    except KafkaError as exc:
+        structlog.get_logger("shiftwatch.kafka").warning(
+            "checkpoint on revoke failed", error=type(exc).__name__
+        )
+        return {}

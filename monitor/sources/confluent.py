@@ -37,6 +37,7 @@ from monitor.config import KafkaSettings
 from monitor.events import Rejection
 from monitor.messages import Message
 from monitor.metrics import Metrics
+from monitor.sources import checkpoint_on_revoke
 from monitor.sources.confluent_config import consumer_config, producer_config, refused
 from monitor.sources.kafka import DeadLetterError, dead_letter_headers
 
@@ -245,11 +246,9 @@ class ConfluentSource:
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self._closed or self.on_revoke is None or not partitions:
             return
-        try:
-            offsets = self.on_revoke([f"{tp.topic}:{tp.partition}" for tp in partitions])
-        except KafkaError as exc:  # the next owner resumes from the last saved checkpoint
-            log.warning("checkpoint on revoke failed", error=type(exc).__name__)
-            offsets = {}
+        offsets = checkpoint_on_revoke(
+            self.on_revoke, [f"{tp.topic}:{tp.partition}" for tp in partitions]
+        )
         for tp in partitions:
             self._seek.pop((tp.topic, tp.partition), None)
         if offsets:

@@ -23,6 +23,7 @@ from monitor.config import KafkaSettings
 from monitor.events import Rejection
 from monitor.messages import Message
 from monitor.metrics import Metrics
+from monitor.sources import checkpoint_on_revoke
 
 __all__ = ["DeadLetterError", "KafkaDeadLetterSink", "KafkaSource", "dead_letter_headers"]
 
@@ -143,11 +144,9 @@ class KafkaSource:
     def _revoked(self, partitions: list[TopicPartition]) -> None:
         if self.on_revoke is None or not partitions:
             return
-        try:
-            offsets = self.on_revoke([f"{tp.topic}:{tp.partition}" for tp in partitions])
-        except KafkaError as exc:  # the next owner resumes from the last saved checkpoint
-            log.warning("checkpoint on revoke failed", error=type(exc).__name__)
-            offsets = {}
+        offsets = checkpoint_on_revoke(
+            self.on_revoke, [f"{tp.topic}:{tp.partition}" for tp in partitions]
+        )
         for tp in partitions:
             self._seek.pop(tp, None)
         if offsets:
