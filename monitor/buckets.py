@@ -30,8 +30,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.streams import Stream, decode_stream, encode_stream
+from monitor.work import GroupTable
 
-__all__ = ["BatchCounts", "Buckets", "Row", "TallyBuckets"]
+__all__ = ["Buckets", "Row", "TallyBuckets"]
 
 #: One open bucket of one (version, stream): ``[exposure, count_0, count_1, ...]``.
 Row = list[float]
@@ -66,7 +67,8 @@ class Buckets:
         self.n_columns = n_columns
         self.window_seconds = window_seconds
         self.bucket_seconds = bucket_seconds
-        self._open: dict[int, dict[tuple[str, Stream], Row]] = {}
+        #: Open rows, as numpy arrays (released as lists of floats).
+        self._open: dict[int, dict[tuple[str, Stream], NDArray[np.float64]]] = {}
         self._released_below = -math.inf  # buckets with a lower index are final
 
     def index(self, timestamp: float) -> int:
@@ -89,23 +91,15 @@ class Buckets:
         columns: Sequence[int] = (),
     ) -> bool:
         """Add ``exposure`` and one count to each of ``columns``; False (nothing added) if late."""
-        b = self.index(timestamp)
-        if b < self._released_below:
-            return False
-        bucket = self._open.get(b)
-        if bucket is None:
-            bucket = self._open[b] = {}
-        for stream in streams:
-            key = (version, stream)
-            row = bucket.get(key)
-            if row is None:
-                row = bucket[key] = [0.0] * (1 + self.n_columns)
-            row[0] += exposure
-            for col in columns:
-                row[1 + col] += 1.0
-        return True
+        row = [0.0] * (1 + self.n_columns)
+        row[0] = exposure
+        for col in columns:
+            row[1 + col] += 1.0
+        return self.add_row(self.index(timestamp), version, streams, row)
 
-    def add_row(self, index: int, version: str, streams: Sequence[Stream], row: Row) -> bool:
+    def add_row(
+        self, index: int, version: str, streams: Sequence[Stream], row: Row | NDArray[np.float64]
+    ) -> bool:
         """Add a row of sums (``[exposure, count_0, ...]``) to bucket ``index`` of each stream.
 
         Rows are plain sums, so counts pre-aggregated elsewhere (a batch, another
@@ -119,19 +113,75 @@ class Buckets:
         bucket = self._open.get(index)
         if bucket is None:
             bucket = self._open[index] = {}
+        values = np.asarray(row, dtype=np.float64)
         for stream in streams:
             key = (version, stream)
             mine = bucket.get(key)
             if mine is None:
-                bucket[key] = list(row)
+                bucket[key] = values.copy()
             else:
-                for j, value in enumerate(row):
-                    mine[j] += value
+                mine += values
         return True
 
-    def batch(self) -> BatchCounts:
-        """An accumulator for one batch's counts, added here by :meth:`BatchCounts.flush`."""
-        return BatchCounts(self)
+    def add_columns(
+        self,
+        table: GroupTable,
+        at: NDArray[np.float64],
+        group: NDArray[np.int64],
+        exposure: NDArray[np.float64] | None = None,
+        hits: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None,
+    ) -> NDArray[np.bool_]:
+        """Count a batch given in columns; returns which events were late (not counted).
+
+        Event ``i`` (time ``at[i]``, group ``group[i]`` of ``table``) adds
+        ``exposure[i]`` (1 when None) to its bucket's row of every stream of
+        its group, and each hit ``(event, column)`` of ``hits`` one count to
+        that column of the same rows. The sums are formed with numpy, one row
+        per (bucket, version, stream) touched, then merged as
+        :meth:`add_row` does, so the buckets end up exactly as adding event by
+        event would leave them (counts are whole numbers in floats).
+        """
+        b = np.floor(at / self.bucket_seconds)
+        late: NDArray[np.bool_] = b < self._released_below
+        if len(at) == 0 or late.all():
+            return late
+        event, key = table.expand(group)
+        keep = ~late[event]
+        event, key = event[keep], key[keep]
+        index = b[event].astype(np.int64)
+        low = int(index.min())
+        n_keys = len(table.keys)
+        uniq, inverse = np.unique((index - low) * n_keys + key, return_inverse=True)
+        n_rows, width = len(uniq), 1 + self.n_columns
+        rows = np.zeros((n_rows, width), dtype=np.float64)
+        weights = None if exposure is None else exposure[event]
+        rows[:, 0] = np.bincount(inverse, weights=weights, minlength=n_rows)
+        if hits is not None and self.n_columns and len(hits[0]):
+            hit_event, column = hits
+            # Each hit counts in every row its event was spread over (``event`` is sorted).
+            start = np.searchsorted(event, hit_event, side="left")
+            spread = np.searchsorted(event, hit_event, side="right") - start
+            total = int(spread.sum())
+            if total:
+                first = np.repeat(start - (np.cumsum(spread) - spread), spread)
+                at_row = inverse[first + np.arange(total)]
+                flat = at_row * self.n_columns + np.repeat(column, spread)
+                counts = np.bincount(flat, minlength=n_rows * self.n_columns)
+                rows[:, 1:] = counts.reshape(n_rows, self.n_columns)
+        keys = table.keys
+        opened = self._open
+        for code, row in zip(uniq.tolist(), rows, strict=True):
+            bucket_index, k = divmod(code, n_keys)
+            bucket_index += low
+            bucket = opened.get(bucket_index)
+            if bucket is None:
+                bucket = opened[bucket_index] = {}
+            mine = bucket.get(keys[k])
+            if mine is None:
+                bucket[keys[k]] = row.copy()
+            else:
+                mine += row
+        return late
 
     def release(self, watermark: float) -> Iterator[tuple[int, dict[tuple[str, Stream], Row]]]:
         """Buckets that ended at least ``window_seconds`` before ``watermark``, oldest first."""
@@ -144,7 +194,8 @@ class Buckets:
         self._released_below = limit
         for b in sorted(i for i in self._open if i < limit):
             # Sorted by (version, stream): the order never depends on arrival.
-            yield b, dict(sorted(self._open.pop(b).items()))
+            rows = self._open.pop(b)
+            yield b, {key: rows[key].tolist() for key in sorted(rows)}
 
     def with_columns(self, n_columns: int) -> Buckets:
         """Empty buckets of ``n_columns`` that continue from where these were released.
@@ -164,7 +215,7 @@ class Buckets:
         keys: dict[tuple[str, Stream], int] = {}
         index: list[int] = []
         owner: list[int] = []
-        rows: list[Row] = []
+        rows: list[NDArray[np.float64]] = []
         for b, bucket in self._open.items():
             for key, row in bucket.items():
                 index.append(b)
@@ -186,66 +237,9 @@ class Buckets:
             raise ValueError(f"bucket rows of {rows.shape} do not fit {self.n_columns} columns")
         self._open = {}
         index, owner = state["index"].tolist(), state["owner"].tolist()
-        for b, k, row in zip(index, owner, rows.tolist(), strict=True):
-            self._open.setdefault(int(b), {})[keys[k]] = row
+        for b, k, row in zip(index, owner, rows, strict=True):
+            self._open.setdefault(int(b), {})[keys[k]] = row.copy()
         self._released_below = float(state["released_below"])
-
-
-class BatchCounts:
-    """One batch's counts for a :class:`Buckets`, summed per (bucket, version, streams) first.
-
-    :meth:`add` answers as :meth:`Buckets.add` would (nothing is released while a
-    batch is counted), but sums into one row per bucket, version and streams
-    together, so a batch costs one dictionary lookup per event and one
-    :meth:`Buckets.add_row` per group instead of one row update per event and
-    stream. Counts are whole numbers in floats, so the sums are exact and the
-    buckets end up identical to adding event by event.
-
-    Examples
-    --------
-    >>> b = Buckets(n_columns=1, window_seconds=0.0)
-    >>> batch = b.batch()
-    >>> batch.add("v2", ((), ("lang", "en")), 3.2, 1.0, (0,)), batch.add("v2", ((),), 3.7, 1.0)
-    (True, True)
-    >>> batch.flush()
-    >>> [(i, rows) for i, rows in b.release(4.0)]
-    [(3, {('v2', ()): [2.0, 1.0], ('v2', ('lang', 'en')): [1.0, 1.0]})]
-    """
-
-    def __init__(self, buckets: Buckets) -> None:
-        self.buckets = buckets
-        self._width = buckets.bucket_seconds
-        self._below = buckets._released_below
-        self._zero = [0.0] * (1 + buckets.n_columns)
-        self._rows: dict[tuple[int, str, tuple[Stream, ...]], Row] = {}
-
-    def add(
-        self,
-        version: str,
-        streams: tuple[Stream, ...],
-        timestamp: float,
-        exposure: float,
-        columns: Sequence[int] = (),
-    ) -> bool:
-        """Count as :meth:`Buckets.add` does; False (nothing counted) if the bucket is gone."""
-        b = math.floor(timestamp / self._width)
-        if b < self._below:
-            return False
-        key = (b, version, streams)
-        row = self._rows.get(key)
-        if row is None:
-            row = self._rows[key] = self._zero.copy()
-        row[0] += exposure
-        for col in columns:
-            row[1 + col] += 1.0
-        return True
-
-    def flush(self) -> None:
-        """Add the batch's sums to the buckets and start afresh."""
-        add_row = self.buckets.add_row
-        for (b, version, streams), row in self._rows.items():
-            add_row(b, version, streams, row)
-        self._rows = {}
 
 
 class TallyBuckets:
@@ -294,6 +288,38 @@ class TallyBuckets:
             else:
                 calls[self.FOLDED] += 1
         return True
+
+    def add_columns(
+        self, table: GroupTable, at: NDArray[np.float64], group: NDArray[np.int64], names: list[str]
+    ) -> NDArray[np.bool_]:
+        """:meth:`add` for a batch in columns; returns which calls were late (not counted).
+
+        Calls are summed per (bucket, group, name) first, in order of first
+        appearance, so the names each stream keeps (at most ``max_names``) are
+        those adding call by call would keep.
+        """
+        b = np.floor(at)
+        late: NDArray[np.bool_] = b < self._released_below
+        kept = np.flatnonzero(~late).tolist()
+        calls = Counter(
+            zip(
+                b.astype(np.int64)[kept].tolist(),
+                group[kept].tolist(),
+                [names[i] for i in kept],
+                strict=True,
+            )
+        )
+        groups = table.groups
+        for (index, code, name), n in calls.items():
+            bucket = self._open.setdefault(index, {})
+            version = groups[code].version
+            for stream in groups[code].streams:
+                tally = bucket.setdefault((version, stream), Counter())
+                if name in tally or len(tally) < self.max_names:
+                    tally[name] += n
+                else:
+                    tally[self.FOLDED] += n
+        return late
 
     def release(
         self, watermark: float

@@ -22,6 +22,7 @@ from functools import partial
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import structlog
 
 from monitor.alerts import AlertRecord, AlertSink
@@ -33,11 +34,12 @@ from monitor.ledger import BatchResult, Ledger
 from monitor.messages import DeadLetterSink, Message, SourcePosition
 from monitor.metrics import Metrics
 from monitor.policy import Policy
-from monitor.router import ModelWork, Router, RouteResult
+from monitor.router import Router, RouteResult
 from monitor.runners import ModelRunners, model_runners
 from monitor.runners.base import Locate
 from monitor.verdict import VerdictBoard
 from monitor.watermarks import Watermarks
+from monitor.work import ModelWork
 
 if TYPE_CHECKING:
     from monitor.history.recorder import HistoryRecorder
@@ -222,7 +224,7 @@ class Pipeline:
                 ("action", work.actions),
                 ("outcome", work.outcomes),
             ):
-                n = sum(1 for row in rows if row.late)
+                n = rows.late_count()
                 if n:
                     late[(name, kind)] += n
         return late
@@ -251,14 +253,14 @@ class Pipeline:
         message in the batch, or the latest message read.
         """
         fallback = work.position if work is not None and work.position else self._last
-        if work is None or not work.inferences:
+        if work is None or not len(work.inferences):
             return lambda final_at: fallback
-        reached = list(accumulate((row.at for row in work.inferences), max))
-        rows = work.inferences
+        reached = list(accumulate(work.inferences.at, max))
+        positions = work.inferences.position
 
         def locate(final_at: float) -> SourcePosition | None:
             i = bisect_left(reached, final_at)
-            return rows[i].position if i < len(rows) else fallback
+            return positions[i] if i < len(positions) else fallback
 
         return locate
 
@@ -317,24 +319,31 @@ class Pipeline:
         """Events per (model, version, kind) and each version's newest inference time."""
         m = self.metrics
         for name, work in routed.work.items():
+            groups = work.table.groups
             counts: Counter[tuple[str, str]] = Counter()
-            newest: dict[str, tuple[float, bool]] = {}
-            latency: dict[str, list[float]] = {}
-            for row in work.inferences:
-                counts[(row.version, "inference")] += 1
-                if row.at > newest.get(row.version, (-math.inf, False))[0]:
-                    newest[row.version] = (row.at, row.baseline)
-                if row.event.latency_ms is not None:
-                    latency.setdefault(row.version, []).append(row.event.latency_ms)
-            counts.update((row.version, "action") for row in work.actions)
-            counts.update((row.version, "outcome") for row in work.outcomes)
+            for kind, rows in (
+                ("inference", work.inferences),
+                ("action", work.actions),
+                ("outcome", work.outcomes),
+            ):
+                for code, n in Counter(rows.group).items():
+                    counts[(groups[code].version, kind)] += n
             for (version, kind), n in counts.items():
                 m.model_events.labels(name, version, kind).inc(n)
-            for version, (at, baseline) in newest.items():
-                m.freshness.observe(name, version, at, baseline=baseline)
-            for version, values in latency.items():
-                m.latency_seconds.labels(name, version).inc(math.fsum(values) / 1000.0)
-                m.latency_observations.labels(name, version).inc(len(values))
+            inferences = work.inferences
+            if not len(inferences):
+                continue
+            versions = np.asarray([g.version for g in groups], dtype=object)[inferences.groups()]
+            at, latency = inferences.times(), inferences.latencies()
+            for version in dict.fromkeys(versions.tolist()):
+                mine = versions == version
+                baseline = version == work.table.baseline
+                m.freshness.observe(name, version, float(at[mine].max()), baseline=baseline)
+                values = latency[mine]
+                values = values[~np.isnan(values)]
+                if len(values):
+                    m.latency_seconds.labels(name, version).inc(math.fsum(values.tolist()) / 1000.0)
+                    m.latency_observations.labels(name, version).inc(len(values))
 
     def _publish(self, model: ModelRunners, versions: set[str]) -> None:
         """Publish the verdicts of these candidates (once per batch, for those touched)."""

@@ -16,13 +16,14 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal, cast
 
 from monitor.events import ActionEvent, Event, InferenceEvent, OutcomeEvent
 from monitor.messages import SourcePosition
 from monitor.policy import ModelPolicy, Policy
 from monitor.streams import Stream
 from monitor.tables import Deduper, Joined, JoinTable
+from monitor.work import GroupTable, ModelWork
 
 __all__ = [
     "MAX_CANDIDATES",
@@ -32,7 +33,6 @@ __all__ = [
     "Joined",
     "ModelWork",
     "RouteResult",
-    "Routed",
     "Router",
     "SegmentFolder",
     "Stream",
@@ -44,6 +44,8 @@ OTHER = "other"
 STREAMS_CACHE = 4096
 
 Role = Literal["baseline", "candidate"]
+#: The streams of an event whose inference is unknown: the overall stream only.
+_OVERALL: tuple[Stream, ...] = ((),)
 
 
 class SegmentFolder:
@@ -130,44 +132,6 @@ class Versions:
         return "candidate"
 
 
-E = TypeVar("E", InferenceEvent, ActionEvent, OutcomeEvent)
-
-
-@dataclass(slots=True)
-class Routed(Generic[E]):
-    """One event routed to a model: its version and streams, and the time it counts at.
-
-    ``at`` is the time of the inference the event belongs to (for an action
-    or outcome joined to its inference, that inference's time).
-    """
-
-    event: E
-    version: str
-    baseline: bool
-    streams: tuple[Stream, ...]
-    at: float
-    negative: bool
-    #: Set by a runner when the event's bucket was already released.
-    late: bool = False
-    #: Where the event was read (kept for inferences: they move event time).
-    position: SourcePosition | None = None
-    #: For an outcome: its negative decision's score, if the inference had one.
-    score: float | None = None
-
-
-@dataclass(slots=True)
-class ModelWork:
-    """What one batch brought for one model, in arrival order."""
-
-    inferences: list[Routed[InferenceEvent]] = field(default_factory=list)
-    actions: list[Routed[ActionEvent]] = field(default_factory=list)
-    outcomes: list[Routed[OutcomeEvent]] = field(default_factory=list)
-    #: Source of each inference (``topic:partition``) -> the largest inference time read there.
-    marks: dict[str, float] = field(default_factory=dict)
-    #: Where the model's latest message in the batch was read.
-    position: SourcePosition | None = None
-
-
 @dataclass(slots=True)
 class RouteResult:
     """Per-model work and the accounting of one routed batch (counts by event kind)."""
@@ -197,33 +161,64 @@ class Router:
         self.versions = {m.name: Versions(m) for m in policy.models}
         self.folders = {m.name: SegmentFolder(m.segments, cap=segment_cap) for m in policy.models}
         self._negative = {m.name: frozenset(m.negative_decisions) for m in policy.models}
+        #: Per model, the (version, streams) groups its work is coded by.
+        self.tables = {m.name: GroupTable(m.baseline) for m in policy.models}
         #: Inferences read per (model, version), monitored or not (bounded).
         self.inferences: Counter[tuple[str, str]] = Counter()
 
     def route(self, events: Sequence[tuple[Event, SourcePosition]]) -> RouteResult:
         """Route valid events in order; every one is counted as processed or duplicate."""
         out = RouteResult()
-        seen = self.dedupe.seen
-        for event, position in events:
+        repeated = self.dedupe.seen_many([event.id for event, _ in events])
+        #: Per (model, version) of an inference in this batch: its role (a version's role
+        #: cannot change within a batch once looked up: a watched candidate stays watched).
+        roles: dict[tuple[str, str], Role | None] = {}
+        #: Inferences per (model, version), counted into ``self.inferences`` at the end.
+        served: list[tuple[str, str]] = []
+        #: Per model: the newest inference time per (topic, partition).
+        newest: dict[str, dict[tuple[str, int], float]] = {}
+        for (event, position), duplicate in zip(events, repeated, strict=True):
             kind = event.kind
-            if seen(event.id):
+            if duplicate:
                 out.duplicates[kind] += 1
                 continue
             out.processed[kind] += 1
-            if isinstance(event, InferenceEvent):
-                self._inference(event, position, out)
-            elif isinstance(event, ActionEvent):
-                self._action(event, position, out)
+            if kind == "inference":
+                key = (cast(str, event.model), cast(str, event.version))
+                served.append(key)
+                role = roles.get(key, "")
+                if role == "":
+                    role = roles[key] = self._role(*key)
+                    if role == "candidate":
+                        self.versions[key[0]].seen.add(key[1])
+                if role is None:
+                    out.unmonitored[kind] += 1
+                    continue
+                self._inference(event, position, out, newest)  # type: ignore[arg-type]
+            elif kind == "action":
+                self._action(event, position, out)  # type: ignore[arg-type]
             else:
-                self._outcome(event, position, out)
+                self._outcome(event, position, out)  # type: ignore[arg-type]
+        self._count_served(served)
+        for model, marks in newest.items():
+            out.work[model].marks = {f"{t}:{p}": at for (t, p), at in marks.items()}
         self.joins.expire()
         return out
 
-    @staticmethod
-    def _work(out: RouteResult, model: str, position: SourcePosition) -> ModelWork:
+    def _count_served(self, served: list[tuple[str, str]]) -> None:
+        """Add a batch's inferences per (model, version), at most
+        :data:`MAX_COUNTED_VERSIONS` pairs (later ones as :data:`OTHER_VERSIONS`)."""
+        counted = self.inferences
+        for key, n in Counter(served).items():  # in order of first appearance
+            if key in counted or len(counted) < MAX_COUNTED_VERSIONS:
+                counted[key] += n
+            else:
+                counted[OTHER_VERSIONS] += n
+
+    def _work(self, out: RouteResult, model: str, position: SourcePosition) -> ModelWork:
         work = out.work.get(model)
         if work is None:
-            work = out.work[model] = ModelWork()
+            work = out.work[model] = ModelWork(self.tables[model])
         work.position = position
         return work
 
@@ -231,33 +226,38 @@ class Router:
         lookup = self.versions.get(model)
         return lookup.role(version) if lookup is not None else None
 
-    def _inference(self, event: InferenceEvent, position: SourcePosition, out: RouteResult) -> None:
+    def _inference(
+        self,
+        event: InferenceEvent,
+        position: SourcePosition,
+        out: RouteResult,
+        newest: dict[str, dict[tuple[str, int], float]],
+    ) -> None:
+        """Route a watched version's inference (its role is known)."""
         model, version = event.model, event.version
-        counted = self.inferences
-        key = (model, version)
-        counted[
-            key if key in counted or len(counted) < MAX_COUNTED_VERSIONS else OTHER_VERSIONS
-        ] += 1
-        role = self._role(model, version)
-        if role is None:
-            out.unmonitored[event.kind] += 1
-            return
-        if role == "candidate":
-            self.versions[model].seen.add(version)
         at = event.time.timestamp()
-        negative = event.decision in self._negative[model]
+        decision = event.decision
+        negative = decision in self._negative[model]
         streams = self.folders[model].streams(event.segments)
         # The score is kept for negative decisions only: their labels calibrate scores.
-        score = event.score if negative else None
-        self.joins.put(event.request_id, Joined(model, version, streams, negative, at, score))
+        score = event.score
+        kept = score if negative else None
+        self.joins.put(event.request_id, Joined(model, version, streams, negative, at, kept))
         work = self._work(out, model, position)
-        routed = Routed(
-            event, version, role == "baseline", streams, at, negative, position=position
-        )
-        work.inferences.append(routed)
-        source = position.source
-        if at > work.marks.get(source, -math.inf):
-            work.marks[source] = at
+        rows = work.inferences
+        rows.at.append(at)
+        rows.group.append(work.table.code(version, streams))
+        rows.decision.append(decision)
+        rows.negative.append(negative)
+        rows.score.append(score)
+        rows.latency_ms.append(event.latency_ms)
+        rows.position.append(position)
+        marks = newest.get(model)
+        if marks is None:
+            marks = newest[model] = {}
+        source = (position.topic, position.partition)
+        if at > marks.get(source, -math.inf):
+            marks[source] = at
 
     def _action(self, event: ActionEvent, position: SourcePosition, out: RouteResult) -> None:
         model, version = event.model, event.version
@@ -268,12 +268,15 @@ class Router:
         if role is None:
             out.unmonitored[event.kind] += 1
             return
-        if joined is not None and (joined.model, joined.version) == (model, version):
+        if joined is not None and joined.model == model and joined.version == version:
             streams, at = joined.streams, joined.time
         else:  # its inference is unseen or expired: the overall stream, at its own time
-            streams, at = ((),), event.time.timestamp()
+            streams, at = _OVERALL, event.time.timestamp()
         work = self._work(out, model, position)
-        work.actions.append(Routed(event, version, role == "baseline", streams, at, False))
+        rows = work.actions
+        rows.at.append(at)
+        rows.group.append(work.table.code(version, streams))
+        rows.event.append(event)
 
     def _outcome(self, event: OutcomeEvent, position: SourcePosition, out: RouteResult) -> None:
         joined = self.joins.get(event.request_id)
@@ -281,16 +284,13 @@ class Router:
             out.unjoined[event.kind] += 1
             return
         work = self._work(out, joined.model, position)
-        routed = Routed(
-            event,
-            joined.version,
-            False,
-            joined.streams,
-            joined.time,
-            joined.negative,
-            score=joined.score,
-        )
-        work.outcomes.append(routed)
+        rows = work.outcomes
+        rows.at.append(joined.time)
+        rows.group.append(work.table.code(joined.version, joined.streams))
+        rows.label.append(event.label)
+        rows.negative.append(joined.negative)
+        rows.score.append(joined.score)
+        rows.own_at.append(event.time.timestamp())
 
     def drain_folded(self) -> dict[str, int]:
         """Segment values folded into ``other`` per model since the last call."""

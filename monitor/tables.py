@@ -74,22 +74,30 @@ class Deduper:
 
     def seen(self, event_id: str) -> bool:
         """Return True if ``event_id`` was seen within the window; remember it otherwise."""
-        h = _HASHER.copy()
-        h.update(event_id.encode("utf-8", "surrogatepass"))
-        key = int.from_bytes(h.digest(), "little")
-        ids = self._ids
-        if key in ids:
-            return True
-        ids.add(key)
-        ring = self._ring
-        if len(ring) < self.capacity:
-            ring.append(key)
-        else:
-            i = self._oldest
-            ids.remove(ring[i])
-            ring[i] = key
-            self._oldest = i + 1 if i + 1 < self.capacity else 0
-        return False
+        return self.seen_many([event_id])[0]
+
+    def seen_many(self, event_ids: list[str]) -> list[bool]:
+        """:meth:`seen` for each id in order (a repeat within the list is a duplicate too)."""
+        ids, ring, capacity = self._ids, self._ring, self.capacity
+        hasher, from_bytes = _HASHER, int.from_bytes
+        out = []
+        for event_id in event_ids:
+            h = hasher.copy()
+            h.update(event_id.encode("utf-8", "surrogatepass"))
+            key = from_bytes(h.digest(), "little")
+            if key in ids:
+                out.append(True)
+                continue
+            out.append(False)
+            ids.add(key)
+            if len(ring) < capacity:
+                ring.append(key)
+            else:
+                i = self._oldest
+                ids.remove(ring[i])
+                ring[i] = key
+                self._oldest = i + 1 if i + 1 < capacity else 0
+        return out
 
     def __len__(self) -> int:
         return len(self._ring)

@@ -1,11 +1,11 @@
 """What each version served, counted per resolution bucket of event time, a batch at a time.
 
-:class:`Tally` adds a batch's routed events (:class:`monitor.router.ModelWork`)
+:class:`Tally` adds a batch's routed events (:class:`monitor.work.ModelWork`)
 into the open buckets of one model: inferences, actions and outcomes per
 version, the inference latencies (count, sum and the fixed bins of
 :data:`monitor.history.store.LATENCY_EDGES_MS`), the first and last inference
 time, and actions per (action, tool, privileged). An event counts in the
-bucket of its time (``Routed.at``: for an action or outcome, its inference's
+bucket of its time (the columns' ``at``: for an action or outcome, its inference's
 time), ``at`` being the bucket's end; an event whose bucket was already
 written (a late action, or an outcome arriving days later) counts in the
 oldest bucket still open, so every event is counted once and a written bucket
@@ -23,7 +23,7 @@ import numpy as np
 
 from monitor.history.rows import ToolSample, VersionSample
 from monitor.history.store import LATENCY_EDGES_MS, Served, latency_bins
-from monitor.router import ModelWork, Routed
+from monitor.work import Columns, InferenceColumns, ModelWork
 
 __all__ = ["Tally", "bucket_ends"]
 
@@ -81,51 +81,47 @@ class Tally:
             bucket = self._served[(version, end)] = _Bucket(baseline=version == self.baseline)
         return bucket
 
-    def _ends(self, rows: list[Any]) -> list[float]:
-        times = np.fromiter((r.at for r in rows), dtype=float, count=len(rows))
-        return bucket_ends(times, self.resolution, self._floor())
+    def _ends(self, rows: Columns) -> list[float]:
+        return bucket_ends(rows.times(), self.resolution, self._floor())
 
     def add(self, work: ModelWork) -> None:
         """Count one batch's events of this model."""
-        if work.inferences:
-            self._inferences(work.inferences)
-        if work.actions:
-            rows = work.actions
-            ends = self._ends(rows)
-            versions = [r.version for r in rows]
-            for (version, end), n in Counter(zip(versions, ends, strict=True)).items():
+        versions = [g.version for g in work.table.groups]
+        if len(work.inferences):
+            self._inferences(work.inferences, versions)
+        actions = work.actions
+        if len(actions):
+            ends = self._ends(actions)
+            names = [versions[g] for g in actions.group]
+            for (version, end), n in Counter(zip(names, ends, strict=True)).items():
                 self._bucket(version, end).actions += n
             self._tools.update(
                 zip(
-                    versions,
+                    names,
                     ends,
-                    ((r.event.action, r.event.tool or "", bool(r.event.privileged)) for r in rows),
+                    ((e.action, e.tool or "", bool(e.privileged)) for e in actions.event),
                     strict=True,
                 )
             )
-        if work.outcomes:
-            outcomes = work.outcomes
-            keys = zip((r.version for r in outcomes), self._ends(outcomes), strict=True)
+        outcomes = work.outcomes
+        if len(outcomes):
+            keys = zip((versions[g] for g in outcomes.group), self._ends(outcomes), strict=True)
             for (version, end), n in Counter(keys).items():
                 self._bucket(version, end).outcomes += n
 
-    def _inferences(self, rows: list[Routed[Any]]) -> None:
+    def _inferences(self, rows: InferenceColumns, versions: list[str]) -> None:
         n = len(rows)
-        times = np.fromiter((r.at for r in rows), dtype=float, count=n)
+        times = rows.times()
         ends = bucket_ends(times, self.resolution, self._floor())
         index: dict[tuple[str, float], int] = {}
-        keys = zip((r.version for r in rows), ends, strict=True)
+        keys = zip((versions[g] for g in rows.group), ends, strict=True)
         idx = np.fromiter(
             (index.setdefault(k, len(index)) for k in keys),
             dtype=np.intp,
             count=n,
         )
         k = len(index)
-        latency = np.fromiter(
-            (math.nan if r.event.latency_ms is None else r.event.latency_ms for r in rows),
-            dtype=float,
-            count=n,
-        )
+        latency = rows.latencies()
         has = ~np.isnan(latency)
         lat_idx, lat = idx[has], latency[has]
         counts = np.bincount(idx, minlength=k)

@@ -21,8 +21,8 @@ from monitor.alerts import AlertRecord
 from monitor.episodes import CheckStatus, Episodes
 from monitor.messages import SourcePosition
 from monitor.policy import Check, ModelPolicy
-from monitor.router import ModelWork
 from monitor.streams import Stream, decode_stream
+from monitor.work import ModelWork
 
 __all__ = ["CheckRunner", "Locate", "StatusKey"]
 

@@ -47,10 +47,9 @@ from monitor.buckets import Buckets, TallyBuckets
 from monitor.episodes import CheckStatus, Episodes
 from monitor.messages import SourcePosition
 from monitor.policy import Check, Metric, ModelPolicy
-from monitor.router import ModelWork
 from monitor.runners.base import CheckRunner, Locate
-from monitor.runners.rates import matches
 from monitor.streams import Stream, decode_stream, encode_stream
+from monitor.work import Floats, GroupTable, Ints, ModelWork, spread
 
 __all__ = ["DistributionRunner", "QuantileCounts"]
 
@@ -118,22 +117,24 @@ class QuantileCounts:
         self._buffered[version] += 1
         return True
 
-    def add_batch(self, items: Sequence[Pending]) -> list[bool]:
-        """:meth:`add` for a batch of values, binned together once the edges are frozen."""
+    def add_columns(
+        self, table: GroupTable, at: Floats, group: Ints, values: Floats
+    ) -> NDArray[np.bool_]:
+        """:meth:`add` for a batch in columns (binned together once the edges are frozen);
+        returns which values were late."""
         if not self.frozen:
-            return [self.add(*item) for item in items]
-        values = [value for _, _, _, value in items]
+            groups = table.groups
+            added = [
+                self.add(groups[g].version, groups[g].streams, t, v)
+                for g, t, v in zip(group.tolist(), at.tolist(), values.tolist(), strict=True)
+            ]
+            return ~np.asarray(added, dtype=np.bool_)
         if self.edges is not None:
-            bins = np.searchsorted(self.edges, values, side="right").tolist()
+            bins = np.searchsorted(self.edges, values, side="right").astype(np.int64)
         else:
-            bins = [self._bin(value) for value in values]
-        counts = self.buckets.batch()
-        added = [
-            counts.add(version, streams, at, 1.0, (b,))
-            for (version, streams, at, _), b in zip(items, bins, strict=True)
-        ]
-        counts.flush()
-        return added
+            bins = np.asarray([self._bin(v) for v in values.tolist()], dtype=np.int64)
+        each = np.arange(len(values), dtype=np.int64)
+        return self.buckets.add_columns(table, at, group, None, (each, bins))
 
     def release(self, watermark: float) -> Iterator[tuple[int, Hists]]:
         """Buckets final at ``watermark`` (and any held ones), oldest first, as histograms."""
@@ -279,25 +280,37 @@ class DistributionRunner(CheckRunner[DistributionShiftDetector, DistributionReco
         self._reference: dict[tuple[str, Stream], NDArray[np.float64]] = {}
 
     def feed(self, work: ModelWork) -> None:
-        for binner, _, tallies in self._tools:
-            for called in work.actions:
-                action = called.event
-                if action.tool is None or not matches(action, binner.check.where):
-                    continue
-                if not tallies.add(called.version, called.streams, called.at, action.tool):
-                    called.late = True
+        actions = work.actions
+        if self._tools and len(actions):
+            tools, with_tool = actions.values("tool"), actions.with_tool()
+            for binner, _, tallies in self._tools:
+                chosen = np.flatnonzero(with_tool & actions.matching(binner.check.where))
+                if len(chosen):
+                    late = tallies.add_columns(
+                        work.table,
+                        actions.times()[chosen],
+                        actions.groups()[chosen],
+                        [tools[i] for i in chosen.tolist()],
+                    )
+                    actions.mark_late(spread(late, chosen, len(actions)))
+        inferences = work.inferences
+        if not len(inferences):
+            return
         for binner, counts in self._binned:
-            field = "score" if binner.check.metric is Metric.SCORE_DISTRIBUTION else "latency_ms"
-            rows = []
-            items: list[Pending] = []
-            for row in work.inferences:
-                value = getattr(row.event, field)
-                if value is not None:
-                    rows.append(row)
-                    items.append((row.version, row.streams, row.at, value))
-            for row, added in zip(rows, counts.add_batch(items), strict=True):
-                if not added:
-                    row.late = True
+            if binner.check.metric is Metric.SCORE_DISTRIBUTION:
+                values = inferences.scores()
+            else:
+                values = inferences.latencies()
+            chosen = np.flatnonzero(~np.isnan(values))
+            if not len(chosen):
+                continue
+            late = counts.add_columns(
+                work.table,
+                inferences.times()[chosen],
+                inferences.groups()[chosen],
+                values[chosen],
+            )
+            inferences.mark_late(spread(late, chosen, len(inferences)))
 
     def release(self, watermark: float, locate: Locate) -> None:
         for binner, quantiles in self._binned:

@@ -56,9 +56,9 @@ from monitor.buckets import Buckets, Row
 from monitor.episodes import CheckStatus, Episodes
 from monitor.messages import SourcePosition
 from monitor.policy import Check, ModelPolicy
-from monitor.router import ModelWork
 from monitor.runners.base import CheckRunner, Locate
 from monitor.streams import Stream, decode_stream, encode_stream
+from monitor.work import OVERALL, ModelWork, baseline_flags, spread
 
 __all__ = ["MIN_CALIBRATION_POSITIVES", "PROXY_NOTE", "ExpectedFNRunner"]
 
@@ -101,30 +101,67 @@ class ExpectedFNRunner(CheckRunner[RateShiftDetector, RateRecovery]):
         self._positive = frozenset(policy.positive_labels)
 
     def feed(self, work: ModelWork) -> None:
-        baseline, overall = self.baseline, ((),)
-        for inference in work.inferences:
-            score = inference.event.score
-            if not inference.negative or score is None:
-                continue
-            b = score_bin(score)
-            late = not self.buckets.add(
-                inference.version, inference.streams, inference.at, 1.0, [b]
-            )
-            if inference.version == baseline:
-                late |= not self.labelled.add(baseline, overall, inference.at, 0.0, [b])
-            if late:
-                inference.late = True
-        for outcome in work.outcomes:
-            if not (
-                outcome.version == baseline
-                and outcome.negative
-                and outcome.score is not None
-                and outcome.event.label in self._positive
-            ):
-                continue
-            b = N_SCORE_BINS + score_bin(outcome.score)
-            if not self.labelled.add(baseline, overall, outcome.at, 0.0, [b]):
-                outcome.late = True
+        table, baseline = work.table, self.baseline
+        inferences = work.inferences
+        if len(inferences):
+            chosen = [
+                i
+                for i, (negative, score) in enumerate(
+                    zip(inferences.negative, inferences.score, strict=True)
+                )
+                if negative and score is not None
+            ]
+            if chosen:
+                index = np.asarray(chosen, dtype=np.int64)
+                bins = np.asarray(
+                    [score_bin(inferences.score[i]) for i in chosen],  # type: ignore[arg-type]
+                    dtype=np.int64,
+                )
+                at, group = inferences.times()[index], inferences.groups()[index]
+                each = np.arange(len(index), dtype=np.int64)
+                late = self.buckets.add_columns(table, at, group, None, (each, bins))
+                base = baseline_flags(table, group)
+                if base.any():
+                    overall = np.full(int(base.sum()), table.code(baseline, OVERALL))
+                    late[base] |= self.labelled.add_columns(
+                        table,
+                        at[base],
+                        overall,
+                        np.zeros(len(overall)),
+                        (np.arange(len(overall), dtype=np.int64), bins[base]),
+                    )
+                inferences.mark_late(spread(late, index, len(inferences)))
+        outcomes = work.outcomes
+        if len(outcomes):
+            groups, positive = table.groups, self._positive
+            chosen = [
+                i
+                for i, (code, negative, score, label) in enumerate(
+                    zip(
+                        outcomes.group,
+                        outcomes.negative,
+                        outcomes.score,
+                        outcomes.label,
+                        strict=True,
+                    )
+                )
+                if groups[code].baseline and negative and score is not None and label in positive
+            ]
+            if chosen:
+                index = np.asarray(chosen, dtype=np.int64)
+                bins = np.asarray(
+                    [N_SCORE_BINS + score_bin(outcomes.score[i]) for i in chosen],  # type: ignore[arg-type]
+                    dtype=np.int64,
+                )
+                overall = np.full(len(index), table.code(baseline, OVERALL))
+                late = self.labelled.add_columns(
+                    table,
+                    outcomes.times()[index],
+                    overall,
+                    np.zeros(len(index)),
+                    (np.arange(len(index), dtype=np.int64), bins),
+                )
+                outcomes.mark_late(spread(late, index, len(outcomes)))
 
     def release(self, watermark: float, locate: Locate) -> None:
         for _, rows in self.labelled.release(watermark):

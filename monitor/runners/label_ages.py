@@ -20,14 +20,15 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from detectors.arrival import LabelArrival
-from monitor.buckets import BatchCounts, Buckets, Row
-from monitor.events import InferenceEvent, OutcomeEvent
-from monitor.policy import ModelPolicy
-from monitor.router import Routed
-from monitor.streams import Stream, decode_stream, encode_stream
+import numpy as np
 
-__all__ = ["AgeRelease", "AgesBatch", "LabelAges"]
+from detectors.arrival import LabelArrival
+from monitor.buckets import Buckets, Row
+from monitor.policy import ModelPolicy
+from monitor.streams import Stream, decode_stream, encode_stream
+from monitor.work import Flags, Floats, GroupTable, Ints, baseline_flags, every_column
+
+__all__ = ["AgeRelease", "LabelAges"]
 
 #: Buckets per label age: a decision is judged at most ``a / 16`` seconds older than ``a``.
 _PER_AGE = 16
@@ -68,9 +69,38 @@ class LabelAges:
         #: The baseline's (count, exposure) per (check, stream, age index), to prime detectors.
         self.reference: dict[tuple[str, Stream, int], list[float]] = {}
 
-    def batch(self) -> AgesBatch:
-        """An accumulator for one batch's decisions and labels (see :class:`AgesBatch`)."""
-        return AgesBatch(self)
+    def add_decisions(self, table: GroupTable, at: Floats, group: Ints) -> Flags:
+        """Count negative decisions at every age; flags those one of whose buckets was released."""
+        if self.ages:
+            add = self.arrival.add_decision
+            for t in at[baseline_flags(table, group)].tolist():
+                add(t)
+        late = np.zeros(len(at), dtype=np.bool_)
+        for buckets in self.buckets:
+            late |= buckets.add_columns(table, at, group)
+        return late
+
+    def add_labels(
+        self, table: GroupTable, at: Floats, group: Ints, own_at: Floats, n_checks: int
+    ) -> Flags:
+        """Count positive labels (decided at ``at``, arrived at ``own_at``) in every check's
+        column at every age they arrived within; flags those late at some age."""
+        age = own_at - at
+        if self.ages:
+            base = baseline_flags(table, group)
+            add = self.arrival.add_label
+            for t, a in zip(at[base].tolist(), age[base].tolist(), strict=True):
+                add(t, a)
+        late = np.zeros(len(at), dtype=np.bool_)
+        for a, buckets in zip(self.ages, self.buckets, strict=True):
+            chosen = np.flatnonzero(age <= a)
+            if not len(chosen):
+                continue
+            every = every_column(len(chosen), n_checks)
+            late[chosen] |= buckets.add_columns(
+                table, at[chosen], group[chosen], np.zeros(len(chosen)), every
+            )
+        return late
 
     def release(self, watermark: float) -> Iterator[AgeRelease]:
         """Every bucket the watermark has passed, age by age, oldest first, with ``F(age)``."""
@@ -118,38 +148,3 @@ class LabelAges:
             ]
             for item in state["reference"]
         }
-
-
-class AgesBatch:
-    """One batch's counts for :class:`LabelAges`, summed per bucket before they are added."""
-
-    def __init__(self, ages: LabelAges) -> None:
-        self.ages = ages
-        self._counts: list[BatchCounts] = [b.batch() for b in ages.buckets]
-
-    def add_decision(self, inference: Routed[InferenceEvent]) -> bool:
-        """Count a negative decision at every age; False if one of its buckets was released."""
-        at, ages = inference.at, self.ages
-        if inference.baseline and ages.ages:
-            ages.arrival.add_decision(at)
-        ok = True
-        for counts in self._counts:
-            ok = counts.add(inference.version, inference.streams, at, 1.0) and ok
-        return ok
-
-    def add_label(self, outcome: Routed[OutcomeEvent], columns: range) -> bool:
-        """Count a positive label at every age it arrived within; False if any was late."""
-        ages = self.ages
-        age = outcome.event.time.timestamp() - outcome.at
-        if outcome.version == ages.baseline and ages.ages:
-            ages.arrival.add_label(outcome.at, age)
-        ok = True
-        for a, counts in zip(ages.ages, self._counts, strict=True):
-            if age <= a:
-                ok = counts.add(outcome.version, outcome.streams, outcome.at, 0.0, columns) and ok
-        return ok
-
-    def flush(self) -> None:
-        """Add the batch's sums to the age buckets."""
-        for counts in self._counts:
-            counts.flush()

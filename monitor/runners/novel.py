@@ -15,15 +15,16 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import numpy as np
+
 from detectors import NovelToolDetector, RateRecovery
 from monitor.buckets import TallyBuckets
 from monitor.episodes import CheckStatus, Episodes
 from monitor.messages import SourcePosition
 from monitor.policy import Check, ModelPolicy
-from monitor.router import ModelWork
 from monitor.runners.base import CheckRunner, Locate
-from monitor.runners.rates import matches
 from monitor.streams import Stream
+from monitor.work import ModelWork, baseline_flags, overall_groups, spread
 
 __all__ = ["NovelToolRunner"]
 
@@ -51,19 +52,31 @@ class NovelToolRunner(CheckRunner[NovelToolDetector, RateRecovery]):
         self._reference = {c.name: NovelToolDetector(c.min_baseline_calls or 1000) for c in checks}
 
     def feed(self, work: ModelWork) -> None:
-        for inference in work.inferences:
-            if not inference.baseline:
+        groups = work.table.groups
+        for code in dict.fromkeys(work.inferences.group):  # in order of first appearance
+            group = groups[code]
+            if not group.baseline:
                 for check in self.checks:  # listed (inconclusive) from the first inference
-                    self.status(check, inference.version, ())
-        for called in work.actions:
-            tool = called.event.tool
-            if tool is None:
-                continue
-            for check in self.checks:
-                if called.baseline or matches(called.event, check.where):
-                    tally = self._tallies[check.name]
-                    if not tally.add(called.version, ((),), called.at, tool):
-                        called.late = True
+                    self.status(check, group.version, ())
+        actions = work.actions
+        if not len(actions):
+            return
+        with_tool = actions.with_tool()
+        if not with_tool.any():
+            return
+        tools = actions.values("tool")
+        baseline = baseline_flags(work.table, actions.groups())
+        overall = overall_groups(work.table, actions.groups())
+        for check in self.checks:
+            chosen = np.flatnonzero(with_tool & (baseline | actions.matching(check.where)))
+            if len(chosen):
+                late = self._tallies[check.name].add_columns(
+                    work.table,
+                    actions.times()[chosen],
+                    overall[chosen],
+                    [tools[i] for i in chosen.tolist()],
+                )
+                actions.mark_late(spread(late, chosen, len(actions)))
 
     def release(self, watermark: float, locate: Locate) -> None:
         for check in self.checks:

@@ -20,17 +20,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from detectors import EqualAgeRateDetector, RateRecovery, RateShiftDetector
 from detectors.calibration import Family
 from monitor.buckets import Buckets, Row
 from monitor.episodes import CheckStatus, Episodes
-from monitor.events import ActionEvent
 from monitor.messages import SourcePosition
 from monitor.policy import Check, Metric, ModelPolicy
-from monitor.router import ModelWork
 from monitor.runners.base import CheckRunner, Locate
 from monitor.runners.label_ages import AgeRelease, LabelAges
 from monitor.streams import Stream, decode_stream, encode_stream
+from monitor.work import ModelWork, every_column, spread
 
 __all__ = ["RateDetector", "RateRunner"]
 
@@ -41,15 +43,6 @@ RateDetector = RateShiftDetector | EqualAgeRateDetector
 _FN_BUCKETS = 64
 #: Rate metrics counted in per-second buckets, released after the action window.
 _SHORT = (Metric.DECISION_RATE, Metric.ACTION_RATE)
-
-
-def matches(action: ActionEvent, where: dict[str, str | bool]) -> bool:
-    """Whether an action has every field value ``where`` asks for."""
-    # A loop, not all(genexpr): this runs once per action and check.
-    for key, wanted in where.items():  # noqa: SIM110
-        if getattr(action, key, None) != wanted:
-            return False
-    return True
 
 
 class RateRunner(CheckRunner[RateDetector, RateRecovery]):
@@ -91,36 +84,72 @@ class RateRunner(CheckRunner[RateDetector, RateRecovery]):
         self._reference: dict[tuple[str, Stream], list[float]] = {}
 
     def feed(self, work: ModelWork) -> None:
-        short, fn = bool(self._short), bool(self._fn)
-        counts, fn_counts = self.buckets.batch(), self.fn_buckets.batch()
-        ages = self.label_ages.batch()
-        decision_cols = self._decision_columns
-        for inference in work.inferences:
-            version, streams, at = inference.version, inference.streams, inference.at
-            if short:
-                cols = decision_cols.get(inference.event.decision, ())
-                if not counts.add(version, streams, at, 1.0, cols):
-                    inference.late = True
-            if fn and inference.negative:
-                final = fn_counts.add(version, streams, at, 1.0)
-                if not (ages.add_decision(inference) and final):
-                    inference.late = True
-        if self._action_cols:
-            for action in work.actions:
-                hits = [j for j, where in self._action_cols if matches(action.event, where)]
-                if hits and not counts.add(action.version, action.streams, action.at, 0.0, hits):
-                    action.late = True
-        if fn:
-            every = range(len(self._fn))
-            for outcome in work.outcomes:
-                if not (outcome.negative and outcome.event.label in self._positive):
-                    continue
-                final = fn_counts.add(outcome.version, outcome.streams, outcome.at, 0.0, every)
-                if not (ages.add_label(outcome, every) and final):
-                    outcome.late = True
-        counts.flush()
-        fn_counts.flush()
-        ages.flush()
+        table, inferences = work.table, work.inferences
+        if len(inferences):
+            at, group = inferences.times(), inferences.groups()
+            if self._short:
+                decided = self._decided(inferences.decision)
+                inferences.mark_late(self.buckets.add_columns(table, at, group, None, decided))
+            if self._fn:
+                negative = np.flatnonzero(inferences.negatives())
+                if len(negative):
+                    neg_at, neg_group = at[negative], group[negative]
+                    late = self.fn_buckets.add_columns(table, neg_at, neg_group)
+                    late |= self.label_ages.add_decisions(table, neg_at, neg_group)
+                    inferences.mark_late(spread(late, negative, len(inferences)))
+        actions = work.actions
+        if self._action_cols and len(actions):
+            masks = [(j, actions.matching(where)) for j, where in self._action_cols]
+            chosen = np.flatnonzero(np.logical_or.reduce([mask for _, mask in masks]))
+            if len(chosen):
+                place = np.full(len(actions), -1, dtype=np.int64)
+                place[chosen] = np.arange(len(chosen), dtype=np.int64)
+                event = np.concatenate([place[np.flatnonzero(mask)] for _, mask in masks])
+                column = np.concatenate(
+                    [np.full(int(mask.sum()), j, dtype=np.int64) for j, mask in masks]
+                )
+                late = self.buckets.add_columns(
+                    table,
+                    actions.times()[chosen],
+                    actions.groups()[chosen],
+                    np.zeros(len(chosen)),
+                    (event, column),
+                )
+                actions.mark_late(spread(late, chosen, len(actions)))
+        outcomes = work.outcomes
+        if self._fn and len(outcomes):
+            positive = self._positive
+            chosen = np.asarray(
+                [
+                    i
+                    for i, (negative, label) in enumerate(
+                        zip(outcomes.negative, outcomes.label, strict=True)
+                    )
+                    if negative and label in positive
+                ],
+                dtype=np.int64,
+            )
+            if len(chosen):
+                at, group = outcomes.times()[chosen], outcomes.groups()[chosen]
+                n_fn = len(self._fn)
+                every = every_column(len(chosen), n_fn)
+                late = self.fn_buckets.add_columns(table, at, group, np.zeros(len(chosen)), every)
+                own = np.asarray(outcomes.own_at, dtype=np.float64)[chosen]
+                late |= self.label_ages.add_labels(table, at, group, own, n_fn)
+                outcomes.mark_late(spread(late, chosen, len(outcomes)))
+
+    def _decided(self, decisions: list[str | None]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """``(inference, column)`` of every decision_rate column each decision counts in."""
+        values = np.asarray(decisions, dtype=object)
+        event, column = [], []
+        for wanted, cols in self._decision_columns.items():
+            chosen = np.flatnonzero(values == wanted)
+            for j in cols:
+                event.append(chosen)
+                column.append(np.full(len(chosen), j, dtype=np.int64))
+        if not event:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(event).astype(np.int64), np.concatenate(column)
 
     def release(self, watermark: float, locate: Locate) -> None:
         if self._fn:

@@ -1,12 +1,13 @@
-"""Counting a batch by groups gives the buckets of counting event by event, and rows merge."""
+"""Counting a batch in columns gives the buckets of counting event by event, and rows merge."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from monitor.buckets import Buckets
+from monitor.buckets import Buckets, TallyBuckets
 from monitor.streams import Stream
+from monitor.work import GroupTable
 
 STREAMS: list[tuple[Stream, ...]] = [((),), ((), ("lang", "en")), ((), ("lang", "ga"))]
 
@@ -35,21 +36,63 @@ def _released(buckets: Buckets) -> list[tuple[int, dict[tuple[str, Stream], list
     return list(buckets.release(1e9))
 
 
+def _columns(
+    table: GroupTable,
+    events: list[tuple[str, tuple[Stream, ...], float, float, tuple[int, ...]]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The events as the router hands them over: times, group codes, exposures and hits."""
+    at = np.array([e[2] for e in events])
+    group = np.array([table.code(e[0], e[1]) for e in events], dtype=np.int64)
+    exposure = np.array([e[3] for e in events])
+    event = np.array([i for i, e in enumerate(events) for _ in e[4]], dtype=np.int64)
+    column = np.array([c for e in events for c in e[4]], dtype=np.int64)
+    return at, group, exposure, (event, column)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_batch_counts_equal_event_by_event_counts_with_late_events_refused(seed: int) -> None:
+def test_column_counts_equal_event_by_event_counts_with_late_events_refused(seed: int) -> None:
     """Same buckets, same late answers, batch by batch, with a release between batches."""
     one, grouped = Buckets(3, 2.0), Buckets(3, 2.0)
+    table = GroupTable("v1")
     events = _events(seed, 3000)
+    late_seen = 0
     for start in range(0, len(events), 500):
-        batch = grouped.batch()
-        for version, streams, at, exposure, cols in events[start : start + 500]:
-            assert one.add(version, streams, at, exposure, cols) == batch.add(
-                version, streams, at, exposure, cols
-            )
-        batch.flush()
+        batch = events[start : start + 500]
+        expected = [not one.add(*event) for event in batch]
+        late = grouped.add_columns(table, *_columns(table, batch))
+        assert late.tolist() == expected
+        late_seen += int(late.sum())
         watermark = events[start][2] + 1.0  # releases some buckets: later events may be late
         assert list(one.release(watermark)) == list(grouped.release(watermark))
+    assert late_seen > 0  # the premise: some events arrived after their bucket was released
     assert _released(one) == _released(grouped)
+
+
+def test_tool_tallies_in_columns_keep_the_names_event_by_event_keeps() -> None:
+    """Calls summed per (bucket, group, name) first keep the same first ``max_names`` names."""
+    rng = np.random.default_rng(3)
+    table = GroupTable("v1")
+    one, grouped = TallyBuckets(0.0, max_names=4), TallyBuckets(0.0, max_names=4)
+    calls = [
+        (
+            str(rng.choice(["v1", "v2"])),
+            STREAMS[int(rng.integers(0, 3))],
+            float(rng.uniform(0, 5)),
+            f"tool-{int(rng.integers(0, 9))}",
+        )
+        for _ in range(2000)
+    ]
+    expected = [not one.add(v, s, t, name) for v, s, t, name in calls]
+    late = grouped.add_columns(
+        table,
+        np.array([c[2] for c in calls]),
+        np.array([table.code(c[0], c[1]) for c in calls], dtype=np.int64),
+        [c[3] for c in calls],
+    )
+    assert late.tolist() == expected
+    released = list(grouped.release(1e9))
+    assert released == list(one.release(1e9))
+    assert any(TallyBuckets.FOLDED in calls for _, rows in released for calls in rows.values())
 
 
 def test_rows_from_two_partitions_merge_into_the_counts_of_one() -> None:
