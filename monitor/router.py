@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -143,6 +143,33 @@ class RouteResult:
     unmonitored: Counter[str] = field(default_factory=Counter)
 
 
+class _Lane:
+    """What the inferences of one watched (model, version) in one batch have in common."""
+
+    __slots__ = ("codes", "model", "negative", "newest", "rows", "streams", "version", "work")
+
+    def __init__(
+        self,
+        model: str,
+        version: str,
+        work: ModelWork,
+        negative: frozenset[str],
+        streams: Callable[[dict[str, str]], tuple[Stream, ...]],
+    ) -> None:
+        self.model, self.version, self.work = model, version, work
+        self.rows = work.inferences
+        self.negative = negative
+        self.streams = streams
+        #: Group codes by streams (the folder hands out the same tuples again).
+        self.codes: dict[tuple[Stream, ...], int] = {}
+        #: The newest inference time per (topic, partition), shared by the model's lanes.
+        self.newest = work.newest
+
+
+#: A lane not looked up yet (None is an unwatched version's).
+_UNKNOWN: Any = object()
+
+
 class Router:
     """Dedupe, join, look up model and version, fold segments: events -> per-model work."""
 
@@ -167,43 +194,89 @@ class Router:
         self.inferences: Counter[tuple[str, str]] = Counter()
 
     def route(self, events: Sequence[tuple[Event, SourcePosition]]) -> RouteResult:
-        """Route valid events in order; every one is counted as processed or duplicate."""
+        """Route valid events in order; every one is counted as processed or duplicate.
+
+        The loop over inferences is the hot path: what is the same for every
+        inference of one (model, version) in the batch — its role, its model's
+        work and columns, the segment folder — is looked up once per batch (a
+        :class:`_Lane`), so an inference costs a join-table entry and a few
+        appends to its columns.
+        """
         out = RouteResult()
         repeated = self.dedupe.seen_many([event.id for event, _ in events])
-        #: Per (model, version) of an inference in this batch: its role (a version's role
-        #: cannot change within a batch once looked up: a watched candidate stays watched).
-        roles: dict[tuple[str, str], Role | None] = {}
+        #: Per (model, version) of an inference in this batch: its lane, None if unwatched
+        #: (a version's role cannot change within a batch: a watched candidate stays so).
+        lanes: dict[tuple[str, str], _Lane | None] = {}
         #: Inferences per (model, version), counted into ``self.inferences`` at the end.
         served: list[tuple[str, str]] = []
-        #: Per model: the newest inference time per (topic, partition).
-        newest: dict[str, dict[tuple[str, int], float]] = {}
+        put = self.joins.put
+        processed, duplicates = out.processed, out.duplicates
         for (event, position), duplicate in zip(events, repeated, strict=True):
             kind = event.kind
             if duplicate:
-                out.duplicates[kind] += 1
+                duplicates[kind] += 1
                 continue
-            out.processed[kind] += 1
-            if kind == "inference":
-                key = (cast(str, event.model), cast(str, event.version))
-                served.append(key)
-                role = roles.get(key, "")
-                if role == "":
-                    role = roles[key] = self._role(*key)
-                    if role == "candidate":
-                        self.versions[key[0]].seen.add(key[1])
-                if role is None:
-                    out.unmonitored[kind] += 1
-                    continue
-                self._inference(event, position, out, newest)  # type: ignore[arg-type]
-            elif kind == "action":
-                self._action(event, position, out)  # type: ignore[arg-type]
-            else:
-                self._outcome(event, position, out)  # type: ignore[arg-type]
+            processed[kind] += 1
+            if kind != "inference":
+                if kind == "action":
+                    self._action(event, position, out)  # type: ignore[arg-type]
+                else:
+                    self._outcome(event, position, out)  # type: ignore[arg-type]
+                continue
+            key = (cast(str, event.model), cast(str, event.version))
+            served.append(key)
+            lane = lanes.get(key, _UNKNOWN)
+            if lane is _UNKNOWN:
+                lane = lanes[key] = self._lane(key, out)
+            if lane is None:
+                out.unmonitored[kind] += 1
+                continue
+            inference = cast(InferenceEvent, event)
+            at = inference.time.timestamp()
+            decision = inference.decision
+            negative = decision in lane.negative
+            streams = lane.streams(inference.segments)
+            score = inference.score
+            # The score is kept for negative decisions only: their labels calibrate scores.
+            put(
+                inference.request_id,
+                Joined(
+                    lane.model, lane.version, streams, negative, at, score if negative else None
+                ),
+            )
+            code = lane.codes.get(streams)
+            if code is None:
+                code = lane.codes[streams] = lane.work.table.code(lane.version, streams)
+            rows = lane.rows
+            rows.at.append(at)
+            rows.group.append(code)
+            rows.decision.append(decision)
+            rows.negative.append(negative)
+            rows.score.append(score)
+            rows.latency_ms.append(inference.latency_ms)
+            rows.position.append(position)
+            lane.work.position = position
+            source = (position.topic, position.partition)
+            if at > lane.newest.get(source, -math.inf):
+                lane.newest[source] = at
         self._count_served(served)
-        for model, marks in newest.items():
-            out.work[model].marks = {f"{t}:{p}": at for (t, p), at in marks.items()}
+        for work in out.work.values():
+            work.marks = {f"{t}:{p}": at for (t, p), at in work.newest.items()}
         self.joins.expire()
         return out
+
+    def _lane(self, key: tuple[str, str], out: RouteResult) -> _Lane | None:
+        """What every inference of (model, version) in this batch shares; None if unwatched."""
+        model, version = key
+        role = self._role(model, version)
+        if role is None:
+            return None
+        if role == "candidate":
+            self.versions[model].seen.add(version)
+        work = out.work.get(model)
+        if work is None:
+            work = out.work[model] = ModelWork(self.tables[model])
+        return _Lane(model, version, work, self._negative[model], self.folders[model].streams)
 
     def _count_served(self, served: list[tuple[str, str]]) -> None:
         """Add a batch's inferences per (model, version), at most
@@ -225,39 +298,6 @@ class Router:
     def _role(self, model: str, version: str) -> Role | None:
         lookup = self.versions.get(model)
         return lookup.role(version) if lookup is not None else None
-
-    def _inference(
-        self,
-        event: InferenceEvent,
-        position: SourcePosition,
-        out: RouteResult,
-        newest: dict[str, dict[tuple[str, int], float]],
-    ) -> None:
-        """Route a watched version's inference (its role is known)."""
-        model, version = event.model, event.version
-        at = event.time.timestamp()
-        decision = event.decision
-        negative = decision in self._negative[model]
-        streams = self.folders[model].streams(event.segments)
-        # The score is kept for negative decisions only: their labels calibrate scores.
-        score = event.score
-        kept = score if negative else None
-        self.joins.put(event.request_id, Joined(model, version, streams, negative, at, kept))
-        work = self._work(out, model, position)
-        rows = work.inferences
-        rows.at.append(at)
-        rows.group.append(work.table.code(version, streams))
-        rows.decision.append(decision)
-        rows.negative.append(negative)
-        rows.score.append(score)
-        rows.latency_ms.append(event.latency_ms)
-        rows.position.append(position)
-        marks = newest.get(model)
-        if marks is None:
-            marks = newest[model] = {}
-        source = (position.topic, position.partition)
-        if at > marks.get(source, -math.inf):
-            marks[source] = at
 
     def _action(self, event: ActionEvent, position: SourcePosition, out: RouteResult) -> None:
         model, version = event.model, event.version

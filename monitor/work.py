@@ -229,6 +229,8 @@ class ModelWork:
     marks: dict[str, float] = field(default_factory=dict)
     #: Where the model's latest message in the batch was read.
     position: SourcePosition | None = None
+    #: The router's working copy of ``marks``, by (topic, partition).
+    newest: dict[tuple[str, int], float] = field(default_factory=dict)
 
 
 #: The streams of an event counted overall only.
