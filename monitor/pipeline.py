@@ -167,7 +167,7 @@ class Pipeline:
         started = time.perf_counter()
         consumed, valid, rejected = self._validate(batch)
         routed = self.router.route(valid)
-        self.watermarks.heard({m.source for m in batch})
+        self.watermarks.heard({f"{t}:{p}" for t, p in {(m.topic, m.partition) for m in batch}})
         late = self._count(routed)
         if batch:
             self._last = batch[-1].position
