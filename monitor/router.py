@@ -210,9 +210,9 @@ class Router:
                 out.duplicates[kind] += 1
                 continue
             out.processed[kind] += 1
-            if isinstance(event, InferenceEvent):
+            if event.kind == "inference":
                 self._inference(event, position, out)
-            elif isinstance(event, ActionEvent):
+            elif event.kind == "action":
                 self._action(event, position, out)
             else:
                 self._outcome(event, position, out)
