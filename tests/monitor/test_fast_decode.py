@@ -252,6 +252,16 @@ HOSTILE: dict[str, tuple[bytes, str | None]] = {
         ).encode(),
         None,
     ),
+    # An envelope that also carries an event's fields at the top: the contract reads ``data``.
+    "cloudevent over an event": (
+        line(
+            specversion="1.0",
+            type="dev.shiftwatch.outcome",
+            source="s",
+            data={"request_id": "r2", "label": "legit"},
+        ),
+        None,
+    ),
     "kind twice": (b'{"kind":"action",' + line()[1:], None),
     # msgspec reads the first tag (a valid outcome), json.loads keeps the last.
     "kind twice, first valid": (line()[:-1] + b',"kind":"inference"}', "missing_field"),
