@@ -28,8 +28,9 @@ import structlog
 from monitor.alerts import AlertRecord, AlertSink
 from monitor.config import LimitsSettings
 from monitor.episodes import Clock
-from monitor.events import Event, Rejection
+from monitor.events import Rejection
 from monitor.fast_decode import decode_batch
+from monitor.fast_events import DecodedEvent
 from monitor.ledger import BatchResult, Ledger
 from monitor.messages import DeadLetterSink, Message, SourcePosition
 from monitor.metrics import Metrics
@@ -51,6 +52,10 @@ log = structlog.get_logger("shiftwatch.pipeline")
 #: ``SourcePosition(topic, partition, offset)`` from a tuple, without the named tuple's
 #: Python-level ``__new__`` (a tenth of the pipeline's time went to it per message).
 _position = partial(tuple.__new__, SourcePosition)
+
+#: A valid event and where it was read; a rejected message and why.
+Valid = tuple[DecodedEvent, SourcePosition]
+Rejected = tuple[Message, Rejection]
 
 
 class Pipeline:
@@ -191,13 +196,13 @@ class Pipeline:
 
     def _validate(
         self, batch: Sequence[Message]
-    ) -> tuple[Counter[str], list[tuple[Event, SourcePosition]], list[tuple[Message, Rejection]]]:
+    ) -> tuple[Counter[str], list[Valid], list[Rejected]]:
         """Decode every message: valid events with their positions, rejects with reasons."""
         limits = self.limits
         not_after = time.time() + limits.max_future_seconds
         consumed: Counter[str] = Counter()
-        valid: list[tuple[Event, SourcePosition]] = []
-        rejected: list[tuple[Message, Rejection]] = []
+        valid: list[Valid] = []
+        rejected: list[Rejected] = []
         events = decode_batch(
             [message.value for message in batch],
             max_bytes=limits.max_message_bytes,
@@ -264,9 +269,7 @@ class Pipeline:
 
         return locate
 
-    def _deliver(
-        self, rejected: list[tuple[Message, Rejection]], alerts: list[AlertRecord]
-    ) -> None:
+    def _deliver(self, rejected: list[Rejected], alerts: list[AlertRecord]) -> None:
         """Dead letters and alerts to their sinks, flushed (durable) before the batch ends."""
         for message, rejection in rejected:
             self.dead_letters.send(message, rejection)
@@ -284,7 +287,7 @@ class Pipeline:
         result: BatchResult,
         consumed: Counter[str],
         routed: RouteResult,
-        rejected: list[tuple[Message, Rejection]],
+        rejected: list[Rejected],
         late: Counter[tuple[str, str]],
     ) -> None:
         m = self.metrics

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from monitor.events import ActionEvent, Event, InferenceEvent, OutcomeEvent
+from monitor.fast_events import ActionView, DecodedEvent, InferenceView, OutcomeView
 from monitor.messages import SourcePosition
 from monitor.policy import ModelPolicy, Policy
 from monitor.streams import Stream
@@ -193,7 +193,7 @@ class Router:
         #: Inferences read per (model, version), monitored or not (bounded).
         self.inferences: Counter[tuple[str, str]] = Counter()
 
-    def route(self, events: Sequence[tuple[Event, SourcePosition]]) -> RouteResult:
+    def route(self, events: Sequence[tuple[DecodedEvent, SourcePosition]]) -> RouteResult:
         """Route valid events in order; every one is counted as processed or duplicate.
 
         The loop over inferences is the hot path: what is the same for every
@@ -231,7 +231,7 @@ class Router:
             if lane is None:
                 out.unmonitored[kind] += 1
                 continue
-            inference = cast(InferenceEvent, event)
+            inference = cast(InferenceView, event)
             at = inference.time.timestamp()
             decision = inference.decision
             negative = decision in lane.negative
@@ -299,7 +299,7 @@ class Router:
         lookup = self.versions.get(model)
         return lookup.role(version) if lookup is not None else None
 
-    def _action(self, event: ActionEvent, position: SourcePosition, out: RouteResult) -> None:
+    def _action(self, event: ActionView, position: SourcePosition, out: RouteResult) -> None:
         model, version = event.model, event.version
         joined = self.joins.get(event.request_id)
         if joined is None:
@@ -318,7 +318,7 @@ class Router:
         rows.group.append(work.table.code(version, streams))
         rows.event.append(event)
 
-    def _outcome(self, event: OutcomeEvent, position: SourcePosition, out: RouteResult) -> None:
+    def _outcome(self, event: OutcomeView, position: SourcePosition, out: RouteResult) -> None:
         joined = self.joins.get(event.request_id)
         if joined is None:
             out.unjoined[event.kind] += 1

@@ -6,12 +6,14 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from monitor.demo.simulator import Scenario, TrafficSimulator
-from monitor.events import Event, Rejection, decode
-from monitor.fast_decode import decode_batch, decode_fast
+from monitor.events import Event, OutcomeEvent, Rejection, decode
+from monitor.fast_decode import MAX_BRACKETS, MIN_SPAN, decode_batch, decode_fast
+from monitor.fast_events import FastAction, FastInference, FastOutcome
 from tests.monitor.test_events import JSON_VALUES, VALID
 
 KINDS = ("inference", "action", "outcome")
@@ -111,20 +113,23 @@ def lines(draw: st.DrawFn) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def assert_same(fast: Event | Rejection, slow: Event | Rejection) -> None:
-    """The two results are the same event (every field, its type and offset) or rejection."""
-    assert type(fast) is type(slow), (fast, slow)
+def assert_same(fast: Any, slow: Event | Rejection) -> None:
+    """The two results are the same event (kind, every field, its type and offset) or rejection.
+
+    The fast path's events are msgspec Structs, not pydantic models: they are
+    compared field by field with the contract's ``model_dump``, by attribute.
+    """
     if isinstance(slow, Rejection):
         assert fast == slow
         return
-    assert not isinstance(fast, Rejection)
-    dumped_fast, dumped_slow = fast.model_dump(), slow.model_dump()
-    assert dumped_fast == dumped_slow
-    for name, value in dumped_slow.items():
-        assert type(dumped_fast[name]) is type(value), name
+    assert not isinstance(fast, Rejection), (fast, slow)
+    assert fast.kind == slow.kind
+    for name, value in slow.model_dump().items():
+        got = getattr(fast, name)
+        assert got == value, (name, got, value)
+        assert type(got) is type(value), name
     assert fast.time.isoformat() == slow.time.isoformat()
     assert fast.time.utcoffset() == slow.time.utcoffset()
-    assert fast == slow
 
 
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -183,3 +188,187 @@ def test_demo_traffic_takes_the_fast_path_unchanged() -> None:
     for event, raw in zip(fast, raws, strict=True):
         assert event is not None
         assert_same(event, decode(raw))
+
+
+# -- batches: the span-at-once path ------------------------------------------------------------
+
+FAST_TYPES = (FastInference, FastAction, FastOutcome)
+
+
+def demo_lines(n: int, seed: int = 5) -> list[bytes]:
+    """``n`` valid lines of the demo's traffic, compact JSON, every kind."""
+    simulator = TrafficSimulator(Scenario(seed=seed))
+    return [json.dumps(e, separators=(",", ":")).encode() for e in simulator.next_batch(n)][:n]
+
+
+def line(**changes: Any) -> bytes:
+    """A valid outcome line with ``changes``, compact JSON."""
+    return json.dumps(VALID["outcome"] | changes, separators=(",", ":")).encode()
+
+
+def assert_batch_is_contract(
+    batch: list[bytes], *, max_bytes: int | None = None, not_after: float | None = None
+) -> list[Any]:
+    """``decode_batch`` gives, line for line and in order, what ``decode`` gives each line."""
+    fast = decode_batch(batch, max_bytes=max_bytes, not_after=not_after)
+    assert len(fast) == len(batch)
+    for got, raw in zip(fast, batch, strict=True):
+        assert_same(got, decode(raw, max_bytes=max_bytes, not_after=not_after))
+    return fast
+
+
+def test_an_empty_batch_is_an_empty_list() -> None:
+    """No lines, no results."""
+    assert decode_batch([]) == []
+
+
+def test_a_clean_batch_is_read_at_once_into_structs() -> None:
+    """Demo traffic in one batch: every line a Struct equal to the contract's event, in order."""
+    batch = demo_lines(3 * MIN_SPAN + 7)
+    fast = assert_batch_is_contract(batch, max_bytes=10_000, not_after=4e9)
+    assert all(type(event) in FAST_TYPES for event in fast)
+    assert [event.id for event in fast] == [json.loads(raw)["id"] for raw in batch]
+
+
+#: One line each batch-level test must find among good ones, and the contract's code for it
+#: (None: the contract accepts it, by its slow path).
+HOSTILE: dict[str, tuple[bytes, str | None]] = {
+    "empty": (b"", "empty"),
+    "too large": (line(label="x" * 200, pad="y" * 400), "too_large"),
+    "not ascii": (line(label="fraud", note="é"), None),
+    "not utf-8": (line(label="fraud")[:-1] + b',"note":"\xff"}', "invalid_json"),
+    "backslash": (line(label="fr\\aud"), None),
+    "escaped kind": (line()[:-1] + b',"\\u006bind":"action"}', "missing_field"),
+    "cloudevent": (
+        json.dumps(
+            {
+                "specversion": "1.0",
+                "type": "dev.shiftwatch.outcome",
+                "source": "s",
+                "id": "ce1",
+                "time": "2026-01-01T00:00:00Z",
+                "data": {"request_id": "r1", "label": "fraud"},
+            }
+        ).encode(),
+        None,
+    ),
+    # An envelope that also carries an event's fields at the top: the contract reads ``data``.
+    "cloudevent over an event": (
+        line(
+            specversion="1.0",
+            type="dev.shiftwatch.outcome",
+            source="s",
+            data={"request_id": "r2", "label": "legit"},
+        ),
+        None,
+    ),
+    "kind twice": (b'{"kind":"action",' + line()[1:], None),
+    # msgspec reads the first tag (a valid outcome), json.loads keeps the last.
+    "kind twice, first valid": (line()[:-1] + b',"kind":"inference"}', "missing_field"),
+    "no kind": (line()[:1] + line()[len(b'{"kind":"outcome",') :], "missing_field"),
+    "deep": (line(x=json.loads("[" * (MAX_BRACKETS + 1) + "]" * (MAX_BRACKETS + 1))), None),
+    "lower-case z": (line(time="2026-01-01T00:00:00z"), None),
+    "offset minutes": (line(time="2026-01-01T00:00:00+05:75"), "invalid_field"),
+    "future": (line(time="2999-01-01T00:00:00Z"), "future_time"),
+    "huge latency": (
+        json.dumps(VALID["inference"]).encode()[:-1] + b',"latency_ms":1e400}',
+        "invalid_field",
+    ),
+    "missing field": (b'{"kind":"inference","id":"i"}', "missing_field"),
+    "not an object": (b"[1]", "not_object"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+@pytest.mark.parametrize("where", [0, 100, -1])
+def test_one_hostile_line_among_good_ones(name: str, where: int) -> None:
+    """A line one batch-level test must catch, first, amid or last: every line as the contract."""
+    raw, code = HOSTILE[name]
+    batch = demo_lines(2 * MIN_SPAN + 40)
+    batch.insert(where if where >= 0 else len(batch), raw)
+    fast = assert_batch_is_contract(batch, max_bytes=500, not_after=4e9)
+    at = where if where >= 0 else len(batch) - 1
+    result = fast[at]
+    assert (result.code if isinstance(result, Rejection) else None) == code
+    assert type(result) not in FAST_TYPES  # declined by the fast path, read by the contract
+    good = [event for i, event in enumerate(fast) if i != at]
+    assert all(type(event) in FAST_TYPES for event in good)
+
+
+#: Lines that are not one JSON value alone, and could shift their neighbours in ``[a,b,c]``.
+JOINS_BADLY: dict[str, list[bytes]] = {
+    "two numbers": [b"1,2"],
+    "two events, a space": [line(id="x1") + b" " + line(id="x2")],
+    "two events, a comma": [line(id="x1") + b"," + line(id="x2")],
+    "a closing bracket": [b"]"],
+    "an opening bracket": [b"["],
+    "close and reopen": [line(id="x1") + b"],[" + line(id="x2")],
+    # An open string closed by the next line (it reads the comma between them), and a line
+    # of two events after them: as many elements as lines, and as many "kind" as lines.
+    "string across lines": [
+        line(id="x1")[:-1] + b',"x":"',
+        b'"}',
+        line(id="x2") + b"," + line(id="x3"),
+    ],
+    # The same with an object left open instead of a string.
+    "object across lines": [
+        line(id="x1")[:-1] + b',"x":{"a":1',
+        b'"b":2}}',
+        line(id="x2") + b"," + line(id="x3"),
+    ],
+    "leading space": [b" " + line(id="x1")],
+    "trailing newline": [line(id="x1") + b"\n"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(JOINS_BADLY))
+def test_lines_that_join_badly_are_read_alone(name: str) -> None:
+    """A line that is not one JSON value alone never becomes an event nor shifts another."""
+    batch = demo_lines(2 * MIN_SPAN + 10)
+    batch[70:70] = JOINS_BADLY[name]
+    fast = assert_batch_is_contract(batch)
+    ids = [getattr(event, "id", None) for event in fast]
+    assert ("x2" not in ids and "x3" not in ids) or name in {"leading space", "trailing newline"}
+
+
+def test_many_lines_with_brackets_in_strings_each_counted() -> None:
+    """More braces in a batch than the floors allow, none over the cap in any line: all fast."""
+    batch = [line(id=f"o{i}", label="{[" * 20) for i in range(MIN_SPAN * 2)]
+    fast = assert_batch_is_contract(batch)
+    assert all(type(event) is FastOutcome for event in fast)
+    plain = demo_lines(MIN_SPAN)
+    at_cap = line(id="cap", label="{" * (MAX_BRACKETS - 1))
+    over = line(id="over", label="{" * MAX_BRACKETS)
+    fast = assert_batch_is_contract([*plain, at_cap, *batch, over, *plain])
+    assert type(fast[MIN_SPAN]) is FastOutcome
+    assert type(fast[-MIN_SPAN - 1]) is OutcomeEvent
+    assert sum(type(event) in FAST_TYPES for event in fast) == len(fast) - 1
+
+
+def test_times_checked_one_by_one_when_the_batch_check_fails() -> None:
+    """A future time, a lower-case ``t``, an unreal date: only those lines leave the fast path."""
+    batch = demo_lines(MIN_SPAN)
+    batch[3] = line(id="late", time="2100-01-01T00:00:00Z")
+    batch[9] = line(id="lower", time="2026-01-01t00:00:00Z")
+    batch[20] = line(id="feb", time="2026-02-30T00:00:00Z")
+    fast = assert_batch_is_contract(batch, not_after=4e9)
+    slow = {3, 9, 20}
+    assert [i for i, event in enumerate(fast) if type(event) not in FAST_TYPES] == sorted(slow)
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> list[bytes]:
+    """Demo traffic with a few random hostile lines (see ``lines``) at random places."""
+    batch = demo_lines(draw(st.integers(min_value=MIN_SPAN, max_value=3 * MIN_SPAN)), seed=1)
+    for raw in draw(
+        st.lists(lines() | st.sampled_from(list(HOSTILE.values())).map(lambda h: h[0]), max_size=3)
+    ):
+        batch.insert(draw(st.integers(min_value=0, max_value=len(batch))), raw)
+    return batch
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches())
+def test_batches_with_hostile_lines_agree_with_the_contract(batch: list[bytes]) -> None:
+    """Random hostile lines amid good ones: every line as ``decode`` reads it, in order."""
+    assert_batch_is_contract(batch, max_bytes=600, not_after=4e9)
