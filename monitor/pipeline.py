@@ -200,20 +200,19 @@ class Pipeline:
         """Decode every message: valid events with their positions, rejects with reasons."""
         limits = self.limits
         not_after = time.time() + limits.max_future_seconds
-        consumed: Counter[str] = Counter()
-        valid: list[Valid] = []
-        rejected: list[Rejected] = []
         events = decode_batch(
             [message.value for message in batch],
             max_bytes=limits.max_message_bytes,
             not_after=not_after,
         )
-        for message, event in zip(batch, events, strict=True):
-            consumed[event.kind] += 1
-            if isinstance(event, Rejection):
-                rejected.append((message, event))
-            else:
-                valid.append((event, _position((message.topic, message.partition, message.offset))))
+        consumed = Counter([event.kind for event in events])
+        pairs = zip(batch, events, strict=True)
+        rejected: list[Rejected] = [(m, e) for m, e in pairs if isinstance(e, Rejection)]
+        valid: list[Valid] = [
+            (event, _position((message.topic, message.partition, message.offset)))
+            for message, event in zip(batch, events, strict=True)
+            if not isinstance(event, Rejection)
+        ]
         return consumed, valid, rejected
 
     def _count(self, routed: RouteResult) -> Counter[tuple[str, str]]:

@@ -75,7 +75,7 @@ class SegmentFolder:
         The answer for values already known is remembered (at most
         :data:`STREAMS_CACHE` combinations): most inferences repeat a few.
         """
-        values = tuple([segments.get(key) for key in self.keys])
+        values = tuple(map(segments.get, self.keys))
         cached = self._cache.get(values)
         if cached is not None:
             return cached
@@ -209,6 +209,9 @@ class Router:
         lanes: dict[tuple[str, str], _Lane | None] = {}
         #: Inferences per (model, version), counted into ``self.inferences`` at the end.
         served: list[tuple[str, str]] = []
+        #: Per (model, version) of an action whose role cannot change within the batch
+        #: (the baseline, or a candidate already counted among the watched): its work.
+        watched: dict[tuple[str, str], ModelWork] = {}
         put = self.joins.put
         processed, duplicates = out.processed, out.duplicates
         for (event, position), duplicate in zip(events, repeated, strict=True):
@@ -219,7 +222,7 @@ class Router:
             processed[kind] += 1
             if kind != "inference":
                 if kind == "action":
-                    self._action(event, position, out)  # type: ignore[arg-type]
+                    self._action(event, position, out, watched)  # type: ignore[arg-type]
                 else:
                     self._outcome(event, position, out)  # type: ignore[arg-type]
                 continue
@@ -299,20 +302,33 @@ class Router:
         lookup = self.versions.get(model)
         return lookup.role(version) if lookup is not None else None
 
-    def _action(self, event: ActionView, position: SourcePosition, out: RouteResult) -> None:
+    def _action(
+        self,
+        event: ActionView,
+        position: SourcePosition,
+        out: RouteResult,
+        watched: dict[tuple[str, str], ModelWork],
+    ) -> None:
         model, version = event.model, event.version
         joined = self.joins.get(event.request_id)
         if joined is None:
             out.unjoined[event.kind] += 1
-        role = self._role(model, version)
-        if role is None:
-            out.unmonitored[event.kind] += 1
-            return
+        work = watched.get((model, version))
+        if work is None:
+            role = self._role(model, version)
+            if role is None:
+                out.unmonitored[event.kind] += 1
+                return
+            work = out.work.get(model)
+            if work is None:
+                work = out.work[model] = ModelWork(self.tables[model])
+            if role == "baseline" or version in self.versions[model].seen:
+                watched[(model, version)] = work  # a role that cannot change in this batch
         if joined is not None and joined.model == model and joined.version == version:
             streams, at = joined.streams, joined.time
         else:  # its inference is unseen or expired: the overall stream, at its own time
             streams, at = _OVERALL, event.time.timestamp()
-        work = self._work(out, model, position)
+        work.position = position
         rows = work.actions
         rows.at.append(at)
         rows.group.append(work.table.code(version, streams))
