@@ -179,26 +179,30 @@ class InferenceColumns(Columns):
 class ActionColumns(Columns):
     #: The events themselves: checks filter actions by any of their fields (``where``).
     event: list[Any] = field(default_factory=list)
-    _fields: dict[str, list[Any]] = field(default_factory=dict)
+    _fields: dict[str, NDArray[np.object_]] = field(default_factory=dict)
 
     def values(self, name: str) -> list[Any]:
         """The actions' ``name`` field (None where they have none), read once per batch."""
+        return self._field(name).tolist()  # type: ignore[no-any-return]
+
+    def _field(self, name: str) -> NDArray[np.object_]:
         column = self._fields.get(name)
         if column is None:
-            column = self._fields[name] = [getattr(e, name, None) for e in self.event]
+            column = np.empty(len(self.event), dtype=object)
+            column[:] = [getattr(e, name, None) for e in self.event]
+            self._fields[name] = column
         return column
 
     def matching(self, where: dict[str, str | bool]) -> Flags:
         """Which actions have every field value ``where`` asks for."""
-        n = len(self.event)
-        mask = np.ones(n, dtype=np.bool_)
+        mask = np.ones(len(self.event), dtype=np.bool_)
         for name, wanted in where.items():
-            mask &= np.fromiter((v == wanted for v in self.values(name)), dtype=np.bool_, count=n)
+            mask &= np.asarray(self._field(name) == wanted, dtype=np.bool_)
         return mask
 
     def with_tool(self) -> Flags:
         """Which actions name a tool."""
-        return np.fromiter((t is not None for t in self.values("tool")), np.bool_, len(self.event))
+        return np.asarray([t is not None for t in self._field("tool").tolist()], dtype=np.bool_)
 
 
 @dataclass(slots=True)

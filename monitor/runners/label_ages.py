@@ -72,9 +72,12 @@ class LabelAges:
     def add_decisions(self, table: GroupTable, at: Floats, group: Ints) -> Flags:
         """Count negative decisions at every age; flags those one of whose buckets was released."""
         if self.ages:
-            add = self.arrival.add_decision
-            for t in at[baseline_flags(table, group)].tolist():
-                add(t)
+            # One add per arrival row (decisions are counted per row of decision time).
+            mine = at[baseline_flags(table, group)]
+            rows = np.floor(mine / self.arrival.bucket_seconds)
+            first, n = np.unique(rows, return_index=True, return_counts=True)[1:]
+            for t, k in zip(mine[first].tolist(), n.tolist(), strict=True):
+                self.arrival.add_decision(t, float(k))
         late = np.zeros(len(at), dtype=np.bool_)
         for buckets in self.buckets:
             late |= buckets.add_columns(table, at, group)
