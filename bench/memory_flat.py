@@ -41,10 +41,13 @@ From the repository root, with the package installed::
     python bench/memory_flat.py --events 3000000 --dedupe-window 1000 --join-capacity 1000 \
         --json small.json
     python bench/memory_flat.py --baseline-json small.json --json memory.json
+    python bench/memory_flat.py --events 3000000 --trim --baseline-json small.json \
+        --json trimmed.json
 
 The first of the last two, with tables too small to matter, gives the plateau
 of everything else (the per-stream state, the interpreter and its libraries);
-the second takes it as the fixed part of its bound.
+the second takes it as the fixed part of its bound. ``--trim`` also reads RSS
+after ``malloc_trim(0)`` at each sample: without the free heap glibc keeps.
 
 Results go to ``BENCHMARKS.md`` ("Memory over 10M events").
 """
@@ -52,6 +55,7 @@ Results go to ``BENCHMARKS.md`` ("Memory over 10M events").
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import os
@@ -109,7 +113,10 @@ def per_entry_bytes(n: int) -> dict[str, float]:
     ``join`` holds entries as the router builds them today: each inference's
     model, version and segment values are strings of its own (decoded from its
     JSON) and its streams a tuple of its own; ``join_shared`` the same entries
-    sharing one (model, version, streams) per group, what interning them would cost.
+    sharing one (model, version, streams) per group, what interning them would
+    cost; ``join_steady`` the ``join`` table filled, then as many puts again,
+    each evicting the oldest (a long run's state: the dict's deleted entries
+    and resizes included), per entry held.
     """
     out: dict[str, float] = {}
     gc.collect()
@@ -120,12 +127,12 @@ def per_entry_bytes(n: int) -> dict[str, float]:
         dedupe.seen(f"i-{10_000_000 + i}")
     out["dedupe"] = (tracemalloc.get_traced_memory()[0] - before) / n
     del dedupe
-    for name, shared in (("join", False), ("join_shared", True)):
+    for name, shared in (("join", False), ("join_shared", True), ("join_steady", False)):
         gc.collect()
         before = tracemalloc.get_traced_memory()[0]
         joins = JoinTable(n, 14 * 86400.0)
         interned = ("fraud-scorer", "v7-int8", _streams("en", "low", "gold"))
-        for i in range(n):
+        for i in range(2 * n if name == "join_steady" else n):
             score = (i % 1000) / 1000.0  # a float object per entry, as decoded scores are
             if shared:
                 model, version, streams = interned
@@ -157,10 +164,26 @@ class Sample:
     pending: int
     dead_lettered: int
     seconds: float
+    #: RSS once glibc has returned its free pages (``malloc_trim(0)``; ``--trim`` only).
+    rss_trimmed_mb: float | None = None
 
 
-def run(events: int, every: int, rate: float, batch: int, limits: LimitsSettings) -> list[Sample]:
-    """Push ``events`` simulated events through a pipeline, sampling RSS every ``every``."""
+def run(
+    events: int,
+    every: int,
+    rate: float,
+    batch: int,
+    limits: LimitsSettings,
+    trim: bool = False,
+) -> list[Sample]:
+    """Push ``events`` simulated events through a pipeline, sampling RSS every ``every``.
+
+    ``trim``: at each sample, after reading RSS, ask glibc to return the free pages it
+    holds (``malloc_trim(0)``) and read RSS again: what is left is what the pipeline's
+    live objects and Python's own allocator hold, without the heap glibc kept after
+    freeing (e.g. a dict's or set's table replaced on a resize).
+    """
+    libc = ctypes.CDLL("libc.so.6") if trim else None
     pipeline = Pipeline(
         load_policy(DEMO_POLICY),
         dead_letters=_Drop(),
@@ -198,11 +221,15 @@ def run(events: int, every: int, rate: float, batch: int, limits: LimitsSettings
             )
         )
         s = samples[-1]
+        if libc is not None:
+            libc.malloc_trim(0)
+            samples[-1] = s = replace(s, rss_trimmed_mb=rss_bytes() / 1e6)
         print(
             f"{s.events:>11,} events  rss {s.rss_mb:8.1f} MB  blocks {s.blocks:>11,}  "
             f"dedupe {s.dedupe:>9,}  "
             f"joins {s.joins:>8,}  streams {s.streams:>5}  dead {s.dead_lettered:>6,}  "
-            f"{s.seconds:7.0f} s",
+            f"{s.seconds:7.0f} s"
+            + (f"  trimmed {s.rss_trimmed_mb:8.1f} MB" if s.rss_trimmed_mb is not None else ""),
             file=sys.stderr,
             flush=True,
         )
@@ -254,10 +281,15 @@ def verdict(
     tables_mb = (
         limits.dedupe_window * entry["dedupe"] + limits.join_capacity * entry["join"]
     ) / 1e6
+    # The same with the join table's steady-state bytes per entry (evicting at capacity).
+    tables_steady_mb = (
+        limits.dedupe_window * entry["dedupe"] + limits.join_capacity * entry["join_steady"]
+    ) / 1e6
     streams = max(s.streams for s in samples)
     bound_mb = base + tables_mb + streams * STREAM_BUDGET / 1e6
     lo = min(s.rss_mb for s in plateau) if plateau else float("nan")
     hi = max(s.rss_mb for s in plateau) if plateau else float("nan")
+    trimmed = [s.rss_trimmed_mb for s in plateau if s.rss_trimmed_mb is not None]
     return {
         "first_full_at": full[0].events if full else None,
         "plateau_min_mb": lo,
@@ -268,7 +300,9 @@ def verdict(
         "flat": bool(plateau) and (hi - lo) / lo <= tolerance and not samples[-1].dead_lettered,
         "bound_mb": bound_mb,
         "tables_bound_mb": tables_mb,
+        "bound_steady_mb": base + tables_steady_mb + streams * STREAM_BUDGET / 1e6,
         "within_bound": bool(plateau) and hi <= bound_mb,
+        "plateau_trimmed_max_mb": max(trimmed) if trimmed else None,
         "streams": streams,
         "fixed_mb": base,
     }
@@ -294,16 +328,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="the --json of a run with tiny tables: its plateau is everything but the tables",
     )
+    parser.add_argument(
+        "--trim", action="store_true", help="also RSS after malloc_trim(0) at each sample"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     chosen = {"dedupe_window": args.dedupe_window, "join_capacity": args.join_capacity}
     limits = LimitsSettings(**{k: v for k, v in chosen.items() if v is not None})
-    samples = run(args.events, args.every, args.rate, args.batch, limits)
+    samples = run(args.events, args.every, args.rate, args.batch, limits, args.trim)
     # After the run: memory the probe frees stays with the allocator and would lift the curve.
     entry = per_entry_bytes(args.probe)
     print(
         f"bytes per entry: dedupe {entry['dedupe']:.0f}, join {entry['join']:.0f} "
-        f"(shared groups: {entry['join_shared']:.0f})",
+        f"(shared groups: {entry['join_shared']:.0f}; steady, at capacity and evicting: "
+        f"{entry['join_steady']:.0f})",
         file=sys.stderr,
     )
     rest = None

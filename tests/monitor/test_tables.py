@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +32,15 @@ def entries(table: JoinTable) -> list[tuple[str, Joined]]:
         for rid, c, n, t in zip(
             s["request_ids"], s["group"], s["negative"], s["times"], strict=True
         )
+    ]
+
+
+def scored_entries(table: JoinTable) -> list[tuple[str, Joined]]:
+    """As :func:`entries`, scores included (nan in the state: None)."""
+    s = table.state()
+    return [
+        (rid, Joined(j.model, j.version, j.streams, j.negative, j.time, None if x != x else x))
+        for (rid, j), x in zip(entries(table), s["scores"].tolist(), strict=True)
     ]
 
 
@@ -239,3 +250,170 @@ def test_join_table_keeps_few_groups_when_many_pass_through() -> None:
     assert entries(table) == list(reference.table.items())
     for rid in [f"r{i}" for i in range(400)]:
         assert table.get(rid) == reference.get(rid)
+
+
+# --- the join table's ring of slots -----------------------------------------------------------
+
+
+def _scored(rng: random.Random, time: float) -> Joined:
+    """An entry with a score on some negative decisions, as the router keeps them."""
+    joined = _joined(rng, time)
+    score = round(rng.random(), 3) if joined.negative and rng.random() < 0.7 else None
+    return Joined(joined.model, joined.version, joined.streams, joined.negative, time, score)
+
+
+def _drive(
+    table: JoinTable, reference: ReferenceJoinTable, rng: random.Random, ops: int, ids: int
+) -> None:
+    """Random puts (many re-puts, some out of time order), gets and expiries on both tables,
+    checking that every answer agrees."""
+    now = 0.0
+    for _ in range(ops):
+        rid = f"r{rng.randrange(ids)}"
+        kind = rng.random()
+        if kind < 0.6:
+            now += rng.random()
+            late = rng.random() < 0.2
+            joined = _scored(rng, now - rng.random() * 2 * table.ttl if late else now)
+            table.put(rid, joined)
+            reference.put(rid, joined)
+        elif kind < 0.9:
+            assert table.get(rid) == reference.get(rid)
+        else:
+            assert table.expire() == reference.expire()
+        assert len(table) == len(reference.table)
+        assert table.evicted == reference.evicted
+
+
+def _count_packs(monkeypatch: Any) -> list[int]:
+    """Counts the calls of ``JoinTable._pack`` (entries moved to the front of the ring)."""
+    calls = [0]
+    pack = JoinTable._pack
+
+    def counted(table: JoinTable) -> None:
+        calls[0] += 1
+        pack(table)
+
+    monkeypatch.setattr(JoinTable, "_pack", counted)
+    return calls
+
+
+def test_join_table_ring_wraps_with_reputs_as_the_reference(monkeypatch: Any) -> None:
+    """Through many wraps of its ring, with re-puts freeing slots inside it (so that entries
+    are packed to the front), the table answers as the 0.1.0 implementation."""
+    packs = _count_packs(monkeypatch)
+    for seed in range(20):
+        rng = random.Random(seed)
+        capacity = rng.choice([1, 3, 8, 40])
+        table, reference = JoinTable(capacity, 1e9), ReferenceJoinTable(capacity, 1e9)
+        _drive(table, reference, rng, ops=2_000, ids=2 * capacity)
+        assert len(table._rids) == table._ring_size  # the ring is at its size: it wrapped
+        assert scored_entries(table) == list(reference.table.items())
+    assert packs[0] > 0
+
+
+def test_join_table_expires_after_the_ring_wraps(monkeypatch: Any) -> None:
+    """Expiry (head pops and the out-of-order sweep) drops what the 0.1.0 implementation
+    drops once the ring has wrapped and holds free slots."""
+    packs = _count_packs(monkeypatch)
+    for seed in range(20):
+        rng = random.Random(100 + seed)
+        capacity = rng.choice([2, 10, 50])
+        table, reference = JoinTable(capacity, 20.0), ReferenceJoinTable(capacity, 20.0)
+        _drive(table, reference, rng, ops=3_000, ids=3 * capacity)
+        assert table.expire() == reference.expire()
+        assert scored_entries(table) == list(reference.table.items())
+    assert packs[0] > 0
+
+
+def test_join_table_state_round_trip_after_the_ring_wraps() -> None:
+    """State taken when the ring has wrapped (its oldest entry mid-columns, free slots in
+    between) restores a table that keeps answering as the original and the reference."""
+    for seed in range(20):
+        rng = random.Random(200 + seed)
+        capacity = rng.choice([1, 5, 30])
+        ttl = rng.choice([10.0, 1e9])
+        table, reference = JoinTable(capacity, ttl), ReferenceJoinTable(capacity, ttl)
+        _drive(table, reference, rng, ops=1_500, ids=2 * capacity)
+        state = table.state()
+        copy = JoinTable.from_state(through_envelope(state))
+        assert scored_entries(copy) == scored_entries(table) == list(reference.table.items())
+        assert copy.state()["scores"].tolist() == pytest.approx(
+            state["scores"].tolist(), nan_ok=True
+        )
+        for rid in reference.table:
+            assert copy.get(rid) == table.get(rid) == reference.get(rid)
+        _drive(copy, reference, random.Random(seed), ops=1_500, ids=2 * capacity)
+        assert scored_entries(copy) == list(reference.table.items())
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**16), capacity=st.integers(1, 12))
+def test_join_table_put_parts_is_put(seed: int, capacity: int) -> None:
+    """``put_parts`` of an entry's fields leaves the table as ``put`` of the entry does."""
+    rng = random.Random(seed)
+    by_entry, by_parts = JoinTable(capacity, 15.0), JoinTable(capacity, 15.0)
+    for i in range(200):
+        joined = _scored(rng, float(i) - rng.choice([0.0, 0.0, 20.0]))
+        rid = f"r{rng.randrange(2 * capacity)}"
+        by_entry.put(rid, joined)
+        by_parts.put_parts(
+            rid,
+            joined.model,
+            joined.version,
+            joined.streams,
+            joined.negative,
+            joined.time,
+            joined.score,
+        )
+        if i % 17 == 0:
+            assert by_entry.expire() == by_parts.expire()
+        assert by_entry.get(rid) == by_parts.get(rid)
+    a, b = by_entry.state(), by_parts.state()
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], np.ndarray):
+            assert np.array_equal(a[key], b[key], equal_nan=a[key].dtype == np.float64), key
+        else:
+            assert a[key] == b[key], key
+
+
+def test_join_table_get_returns_the_score_put() -> None:
+    """``get`` gives back the entry put, score included (None when there was none)."""
+    table = JoinTable(4, 100.0)
+    scored = Joined("m", "v1", ((), ("lang", "en")), True, 1.0, 0.25)
+    unscored = Joined("m", "v1", ((),), False, 2.0)
+    table.put("a", scored)
+    table.put("b", unscored)
+    assert table.get("a") == scored
+    assert table.get("b") == unscored
+    found = table.get("b")
+    assert found is not None and found.score is None and found.negative is False
+
+
+def test_join_table_refuses_a_nan_time() -> None:
+    """An entry without an event time (nan) is a ValueError naming the request, not a
+    row that never expires."""
+    table = JoinTable(4, 100.0)
+    with pytest.raises(ValueError, match="'r1' has a NaN event time"):
+        table.put("r1", Joined("m", "v1", ((),), False, math.nan))
+    assert len(table) == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"request_ids": ["a", "a"]}, "a request id held twice"),
+        ({"times": np.array([1.0, math.nan])}, "without an event time"),
+        ({"group": np.array([0, 7], dtype=np.uint32)}, "group code outside"),
+        ({"scores": np.array([math.nan])}, "columns of different lengths"),
+    ],
+)
+def test_join_table_refuses_a_broken_state(change: dict[str, Any], message: str) -> None:
+    """A state with a repeated request id, a nan time, a bad group code or columns of
+    different lengths is a ValueError saying which."""
+    table = JoinTable(4, 100.0)
+    table.put("a", Joined("m", "v1", ((),), False, 1.0))
+    table.put("b", Joined("m", "v1", ((),), True, 2.0, 0.5))
+    with pytest.raises(ValueError, match=message):
+        JoinTable.from_state(table.state() | change)
