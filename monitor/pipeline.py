@@ -31,6 +31,7 @@ from monitor.episodes import Clock
 from monitor.events import Rejection
 from monitor.fast_decode import decode_batch
 from monitor.fast_events import DecodedEvent
+from monitor.heap import HeapTrimmer
 from monitor.ledger import BatchResult, Ledger
 from monitor.messages import DeadLetterSink, Message, SourcePosition
 from monitor.metrics import Metrics
@@ -123,6 +124,7 @@ class Pipeline:
             for m in policy.models
         }
         self.ledger = Ledger()
+        self._heap = HeapTrimmer(clock=wall_clock)
         self._published: set[tuple[str, str]] = set()
         self._last: SourcePosition | None = None
         self._declare = declare
@@ -192,6 +194,7 @@ class Pipeline:
         self._account(result, consumed, routed, rejected, late)
         if self.history is not None:
             self.history.observe(routed, backlog)
+        self._heap.tick()
         return result
 
     def _validate(

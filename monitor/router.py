@@ -212,7 +212,7 @@ class Router:
         #: Per (model, version) of an action whose role cannot change within the batch
         #: (the baseline, or a candidate already counted among the watched): its work.
         watched: dict[tuple[str, str], ModelWork] = {}
-        put = self.joins.put
+        put = self.joins.put_parts
         processed, duplicates = out.processed, out.duplicates
         for (event, position), duplicate in zip(events, repeated, strict=True):
             kind = event.kind
@@ -241,12 +241,8 @@ class Router:
             streams = lane.streams(inference.segments)
             score = inference.score
             # The score is kept for negative decisions only: their labels calibrate scores.
-            put(
-                inference.request_id,
-                Joined(
-                    lane.model, lane.version, streams, negative, at, score if negative else None
-                ),
-            )
+            kept = score if negative else None
+            put(inference.request_id, lane.model, lane.version, streams, negative, at, kept)
             code = lane.codes.get(streams)
             if code is None:
                 code = lane.codes[streams] = lane.work.table.code(lane.version, streams)
@@ -310,7 +306,7 @@ class Router:
         watched: dict[tuple[str, str], ModelWork],
     ) -> None:
         model, version = event.model, event.version
-        joined = self.joins.get(event.request_id)
+        joined = self.joins.find(event.request_id)
         if joined is None:
             out.unjoined[event.kind] += 1
         work = watched.get((model, version))
@@ -324,8 +320,8 @@ class Router:
                 work = out.work[model] = ModelWork(self.tables[model])
             if role == "baseline" or version in self.versions[model].seen:
                 watched[(model, version)] = work  # a role that cannot change in this batch
-        if joined is not None and joined.model == model and joined.version == version:
-            streams, at = joined.streams, joined.time
+        if joined is not None and joined[0] == model and joined[1] == version:
+            streams, at = joined[2], joined[4]
         else:  # its inference is unseen or expired: the overall stream, at its own time
             streams, at = _OVERALL, event.time.timestamp()
         work.position = position
@@ -335,17 +331,18 @@ class Router:
         rows.event.append(event)
 
     def _outcome(self, event: OutcomeView, position: SourcePosition, out: RouteResult) -> None:
-        joined = self.joins.get(event.request_id)
+        joined = self.joins.find(event.request_id)
         if joined is None:
             out.unjoined[event.kind] += 1
             return
-        work = self._work(out, joined.model, position)
+        model, version, streams, negative, at, score = joined
+        work = self._work(out, model, position)
         rows = work.outcomes
-        rows.at.append(joined.time)
-        rows.group.append(work.table.code(joined.version, joined.streams))
+        rows.at.append(at)
+        rows.group.append(work.table.code(version, streams))
         rows.label.append(event.label)
-        rows.negative.append(joined.negative)
-        rows.score.append(joined.score)
+        rows.negative.append(negative)
+        rows.score.append(score)
         rows.own_at.append(event.time.timestamp())
 
     def drain_folded(self) -> dict[str, int]:

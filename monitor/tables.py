@@ -271,6 +271,28 @@ class JoinTable:
         else:
             self._out_of_order += 1
 
+    def find(
+        self, request_id: str
+    ) -> tuple[str, str, tuple[Stream, ...], bool, float, float | None] | None:
+        """:meth:`get` as a plain tuple ``(model, version, streams, negative, time, score)``
+        (the router's lookup: no :class:`Joined` built)."""
+        slot = self._slots.get(request_id)
+        if slot is None:
+            return None
+        time = self._times[slot]
+        if time < self._watermark - self.ttl:
+            return None
+        model, version, streams = self._groups[self._group[slot]]
+        score = self._scores[slot]
+        return (
+            model,
+            version,
+            streams,
+            self._negative[slot] == 1,
+            time,
+            None if score != score else score,
+        )
+
     def get(self, request_id: str) -> Joined | None:
         slot = self._slots.get(request_id)
         if slot is None:
