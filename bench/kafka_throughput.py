@@ -29,6 +29,9 @@ machine noise hits all three alike:
 ``shiftwatch-confluent``
     ``shiftwatch`` with ``kafka.client: confluent`` (``ConfluentSource`` and its
     dead-letter sink).
+``shiftwatch-before``, ``shiftwatch-confluent-before``
+    the same two with shiftwatch imported from ``--before-tree`` (a checkout
+    of another commit), for a before/after ratio measured in the same rounds.
 
 Both ``shiftwatch`` cases also time, inside the run, the source's ``poll``, the
 pipeline's ``process`` and the source's ``commit`` (the profile split of client
@@ -94,7 +97,19 @@ from typing import Any, Final
 TOPIC: Final = "bench.events"
 DEAD_LETTER_TOPIC: Final = "bench.dead-letter"
 PARTITIONS: Final = 3
-CASES: Final = ("raw", "raw-nocrc", "shiftwatch", "raw-confluent", "shiftwatch-confluent")
+CASES: Final = (
+    "raw",
+    "raw-nocrc",
+    "shiftwatch",
+    "raw-confluent",
+    "shiftwatch-confluent",
+    "shiftwatch-before",
+    "shiftwatch-confluent-before",
+)
+#: The ``-before`` cases run the same child with ``PYTHONPATH`` set to ``--before-tree``.
+BEFORE: Final = "-before"
+#: Where the ``-before`` cases import shiftwatch from (set by ``--before-tree``).
+_before_tree: str | None = None
 CASE_LABELS: Final = {
     "raw": "raw kafka-python, crc32c C extension",
     "raw-nocrc": "raw kafka-python, pure-Python CRC-32C",
@@ -577,11 +592,18 @@ def run_child(case: str, bootstrap: str, group: str, n_events: int) -> dict[str,
 def spawn(case: str, bootstrap: str, n_events: int, round_no: int) -> Measurement:
     """Run one measurement in a subprocess of this script and parse its JSON line."""
     group = f"bench-{case}-{round_no}-{uuid.uuid4().hex[:8]}"
+    env = None
+    child = case
+    if case.endswith(BEFORE):
+        if _before_tree is None:
+            raise RuntimeError(f"case {case} needs --before-tree")
+        child = case.removesuffix(BEFORE)
+        env = {**os.environ, "PYTHONPATH": _before_tree}
     cmd = [
         sys.executable,
         os.path.abspath(__file__),
         "--child",
-        case,
+        child,
         "--bootstrap",
         bootstrap,
         "--group",
@@ -590,7 +612,7 @@ def spawn(case: str, bootstrap: str, n_events: int, round_no: int) -> Measuremen
         str(n_events),
     ]
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_SECONDS, check=False
+        cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_SECONDS, check=False, env=env
     )
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
@@ -637,6 +659,12 @@ def paired_ratios(measurements: Sequence[Measurement]) -> dict[str, dict[str, An
         "raw-confluent / raw": ("raw-confluent", "raw"),
         "shiftwatch-confluent / raw-confluent": ("shiftwatch-confluent", "raw-confluent"),
         "shiftwatch-confluent / shiftwatch": ("shiftwatch-confluent", "shiftwatch"),
+        "shiftwatch / shiftwatch-before": ("shiftwatch", "shiftwatch-before"),
+        "shiftwatch-confluent / shiftwatch-confluent-before": (
+            "shiftwatch-confluent",
+            "shiftwatch-confluent-before",
+        ),
+        "shiftwatch-before / raw": ("shiftwatch-before", "raw"),
     }
     out: dict[str, dict[str, Any]] = {}
     for name, (num, den) in pairs.items():
@@ -819,6 +847,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated cases to interleave (default all: {','.join(CASES)})",
     )
     p.add_argument("--json", type=Path, help="also write the full result as JSON here")
+    p.add_argument(
+        "--before-tree",
+        help="a checkout of another commit: the -before cases import shiftwatch from it",
+    )
     p.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
     p.add_argument("--bootstrap", help=argparse.SUPPRESS)
     p.add_argument("--group", help=argparse.SUPPRESS)
@@ -844,6 +876,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    global _before_tree
+    _before_tree = args.before_tree
     result = run_benchmark(args.events, args.runs, args.warmup, args.key_by, progress, args.cases)
     print(result["report"])
     if args.json is not None:
