@@ -11,7 +11,14 @@ from typing import IO, NamedTuple, Protocol
 from monitor.events import Rejection
 from monitor.jsonl import JsonlWriter
 
-__all__ = ["DeadLetterSink", "JsonlDeadLetterSink", "Message", "SourcePosition"]
+__all__ = [
+    "DeadLetterSink",
+    "JsonlDeadLetterSink",
+    "Located",
+    "Message",
+    "SourcePosition",
+    "position_of",
+]
 
 
 class SourcePosition(NamedTuple):
@@ -28,6 +35,30 @@ class SourcePosition(NamedTuple):
     def source(self) -> str:
         """The input it was read from, ``topic:partition``: each keeps its own watermark."""
         return f"{self.topic}:{self.partition}"
+
+
+class Located(Protocol):
+    """Anything that says where it was read: a :class:`SourcePosition` or a :class:`Message`.
+
+    The router keeps the message itself for each inference; only the few
+    positions an alert reports are turned into :class:`SourcePosition`.
+    """
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+
+def position_of(where: Located) -> SourcePosition:
+    """The :class:`SourcePosition` of a position or message."""
+    if isinstance(where, SourcePosition):
+        return where
+    return SourcePosition(where.topic, where.partition, where.offset)
 
 
 @dataclass(frozen=True, slots=True)

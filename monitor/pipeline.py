@@ -18,7 +18,6 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
-from functools import partial
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +32,7 @@ from monitor.fast_decode import decode_batch
 from monitor.fast_events import DecodedEvent
 from monitor.heap import HeapTrimmer
 from monitor.ledger import BatchResult, Ledger
-from monitor.messages import DeadLetterSink, Message, SourcePosition
+from monitor.messages import DeadLetterSink, Message, SourcePosition, position_of
 from monitor.metrics import Metrics
 from monitor.policy import Policy
 from monitor.router import Router, RouteResult
@@ -50,12 +49,9 @@ __all__ = ["BatchResult", "Ledger", "Pipeline"]
 
 log = structlog.get_logger("shiftwatch.pipeline")
 
-#: ``SourcePosition(topic, partition, offset)`` from a tuple, without the named tuple's
-#: Python-level ``__new__`` (a tenth of the pipeline's time went to it per message).
-_position = partial(tuple.__new__, SourcePosition)
 
 #: A valid event and where it was read; a rejected message and why.
-Valid = tuple[DecodedEvent, SourcePosition]
+Valid = tuple[DecodedEvent, Message]
 Rejected = tuple[Message, Rejection]
 
 
@@ -212,7 +208,7 @@ class Pipeline:
         pairs = zip(batch, events, strict=True)
         rejected: list[Rejected] = [(m, e) for m, e in pairs if isinstance(e, Rejection)]
         valid: list[Valid] = [
-            (event, _position((message.topic, message.partition, message.offset)))
+            (event, message)
             for message, event in zip(batch, events, strict=True)
             if not isinstance(event, Rejection)
         ]
@@ -259,7 +255,8 @@ class Pipeline:
         back by another partition or an idle one let it go, the model's latest
         message in the batch, or the latest message read.
         """
-        fallback = work.position if work is not None and work.position else self._last
+        latest = work.position if work is not None else None
+        fallback = position_of(latest) if latest is not None else self._last
         if work is None or not len(work.inferences):
             return lambda final_at: fallback
         reached = list(accumulate(work.inferences.at, max))
@@ -267,7 +264,7 @@ class Pipeline:
 
         def locate(final_at: float) -> SourcePosition | None:
             i = bisect_left(reached, final_at)
-            return positions[i] if i < len(positions) else fallback
+            return position_of(positions[i]) if i < len(positions) else fallback
 
         return locate
 

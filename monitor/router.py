@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from monitor.fast_events import ActionView, DecodedEvent, InferenceView, OutcomeView
-from monitor.messages import SourcePosition
+from monitor.messages import Located
 from monitor.policy import ModelPolicy, Policy
 from monitor.streams import Stream
 from monitor.tables import Deduper, Joined, JoinTable
@@ -193,8 +193,11 @@ class Router:
         #: Inferences read per (model, version), monitored or not (bounded).
         self.inferences: Counter[tuple[str, str]] = Counter()
 
-    def route(self, events: Sequence[tuple[DecodedEvent, SourcePosition]]) -> RouteResult:
+    def route(self, events: Sequence[tuple[DecodedEvent, Located]]) -> RouteResult:
         """Route valid events in order; every one is counted as processed or duplicate.
+
+        Each event comes with where it was read (a :class:`SourcePosition`, or
+        the :class:`~monitor.messages.Message` itself, which is kept as is).
 
         The loop over inferences is the hot path: what is the same for every
         inference of one (model, version) in the batch — its role, its model's
@@ -287,7 +290,7 @@ class Router:
             else:
                 counted[OTHER_VERSIONS] += n
 
-    def _work(self, out: RouteResult, model: str, position: SourcePosition) -> ModelWork:
+    def _work(self, out: RouteResult, model: str, position: Located) -> ModelWork:
         work = out.work.get(model)
         if work is None:
             work = out.work[model] = ModelWork(self.tables[model])
@@ -301,7 +304,7 @@ class Router:
     def _action(
         self,
         event: ActionView,
-        position: SourcePosition,
+        position: Located,
         out: RouteResult,
         watched: dict[tuple[str, str], ModelWork],
     ) -> None:
@@ -330,7 +333,7 @@ class Router:
         rows.group.append(work.table.code(version, streams))
         rows.event.append(event)
 
-    def _outcome(self, event: OutcomeView, position: SourcePosition, out: RouteResult) -> None:
+    def _outcome(self, event: OutcomeView, position: Located, out: RouteResult) -> None:
         joined = self.joins.find(event.request_id)
         if joined is None:
             out.unjoined[event.kind] += 1

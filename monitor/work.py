@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.messages import SourcePosition
+from monitor.messages import Located
 from monitor.streams import Stream
 
 __all__ = [
@@ -161,7 +161,7 @@ class InferenceColumns(Columns):
     score: list[float | None] = field(default_factory=list)
     latency_ms: list[float | None] = field(default_factory=list)
     #: Where each inference was read (they move event time, and locate alerts).
-    position: list[SourcePosition] = field(default_factory=list)
+    position: list[Located] = field(default_factory=list)
 
     def scores(self) -> Floats:
         """The scores, nan where none."""
@@ -232,7 +232,7 @@ class ModelWork:
     #: Source of each inference (``topic:partition``) -> the largest inference time read there.
     marks: dict[str, float] = field(default_factory=dict)
     #: Where the model's latest message in the batch was read.
-    position: SourcePosition | None = None
+    position: Located | None = None
     #: The router's working copy of ``marks``, by (topic, partition).
     newest: dict[tuple[str, int], float] = field(default_factory=dict)
 
