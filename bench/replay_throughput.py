@@ -24,6 +24,11 @@ alike, each in its own subprocess of the same interpreter:
     collector's reach (``gc.freeze``): one-off or artificial costs, not the
     pipeline's.
 
+With ``--before-tree DIR`` (a checkout of another commit) each round also runs
+``replay-before`` and ``pipeline-before``, the same two with shiftwatch imported
+from ``DIR``, and the report adds each case's after/before ratio, computed per
+round and then taken as the median.
+
 It reports, per case, the median and min/max events/s over the rounds, and
 the ratio ``replay / orjson`` computed per round (its median is the number
 to quote; issue 14's goal is >= 0.5 and >= 300k events/s for replay, >= 100k
@@ -109,8 +114,17 @@ def _child_pipeline(path: str, policy_path: str) -> dict[str, Any]:
     return {"events": ledger.consumed, "seconds": seconds, "alerts": ledger.alerts}
 
 
-def _run_child(case: str, path: str, policy: str, workdir: Path) -> dict[str, Any]:
-    """One measurement in a fresh interpreter: {"events", "seconds", ...}."""
+def _run_child(
+    case: str, path: str, policy: str, workdir: Path, before: str | None = None
+) -> dict[str, Any]:
+    """One measurement in a fresh interpreter: {"events", "seconds", ...}.
+
+    A ``-before`` case runs the same measurement with shiftwatch imported from
+    ``before`` (``PYTHONPATH``), another commit's checkout.
+    """
+    env = None
+    if case.endswith("-before"):
+        case, env = case.removesuffix("-before"), {**os.environ, "PYTHONPATH": str(before)}
     if case == "replay":
         alerts = workdir / "alerts.jsonl"
         command = [
@@ -125,7 +139,9 @@ def _run_child(case: str, path: str, policy: str, workdir: Path) -> dict[str, An
             str(alerts),
         ]
         started = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
         seconds = time.perf_counter() - started
         with open(path, "rb") as fh:
             events = sum(1 for _ in fh)
@@ -136,6 +152,7 @@ def _run_child(case: str, path: str, policy: str, workdir: Path) -> dict[str, An
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -171,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", help="policy file (default: the demo's)")
     parser.add_argument("--runs", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--json", help="write the results here as JSON")
+    parser.add_argument(
+        "--before-tree",
+        help="a checkout of another commit: adds replay-before and pipeline-before cases",
+    )
     parser.add_argument("--child", choices=("orjson", "pipeline"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -194,9 +215,12 @@ def main(argv: list[str] | None = None) -> int:
             path = str(workdir / "events.jsonl")
             print(f"writing about {args.events:,} demo events to {path}", file=sys.stderr)
             _write_events(Path(path), args.events)
+        cases = CASES + (("replay-before", "pipeline-before") if args.before_tree else ())
         rounds: list[dict[str, dict[str, Any]]] = []
         for r in range(args.runs):
-            measured = {case: _run_child(case, path, policy, workdir) for case in CASES}
+            measured = {
+                case: _run_child(case, path, policy, workdir, args.before_tree) for case in cases
+            }
             for m in measured.values():
                 m["rate"] = m["events"] / m["seconds"]
             rounds.append(measured)
@@ -209,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         size = os.path.getsize(path)
 
     summary: dict[str, Any] = {}
-    for case in CASES:
+    for case in cases:
         rates = [r[case]["rate"] for r in rounds]
         summary[case] = {
             "median_events_per_s": statistics.median(rates),
@@ -218,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
         }
     ratios = [r["replay"]["rate"] / r["orjson"]["rate"] for r in rounds]
     pipeline_ratios = [r["pipeline"]["rate"] / r["orjson"]["rate"] for r in rounds]
+    speedups = {
+        case: statistics.median(r[case]["rate"] / r[f"{case}-before"]["rate"] for r in rounds)
+        for case in ("replay", "pipeline")
+        if args.before_tree
+    }
     report = {
         "benchmark": "replay_throughput",
         "commit": _commit(),
@@ -234,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             "per_round": pipeline_ratios,
             "median": statistics.median(pipeline_ratios),
         },
+        "after_over_before": speedups,
         "alerts": {
             "replay": rounds[0]["replay"]["alerts"],
             "pipeline": rounds[0]["pipeline"]["alerts"],
@@ -248,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{case:<10} {s['median_events_per_s']:>12,.0f} {s['min']:>12,.0f} {s['max']:>12,.0f}"
         )
     print(f"replay / orjson, median over rounds: {statistics.median(ratios):.3f}")
+    for case, ratio in speedups.items():
+        print(f"{case} / {case}-before, median over rounds: {ratio:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
