@@ -248,8 +248,7 @@ def decode_batch(
     pydantic event for a line the fast path declined; read either through
     the attributes :data:`~monitor.fast_events.EventView` lists. Each
     rejected line is the contract's :class:`~monitor.events.Rejection`, code
-    and reason. The list is typed as the contract's events until the stages
-    after decoding take :data:`~monitor.fast_events.EventView`.
+    and reason.
 
     Examples
     --------
