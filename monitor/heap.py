@@ -9,6 +9,13 @@ uses (measured in BENCHMARKS.md, "Memory over 10M events": about 75 MB of a
 (``madvise(MADV_DONTNEED)`` on each whole free page, not only at the heap's
 top; glibc 2.8 and later). :class:`HeapTrimmer` calls it at most once per
 interval of wall time; elsewhere than glibc it does nothing.
+
+glibc also raises its mmap threshold each time it frees a block it had
+mapped (the "dynamic mmap threshold", ``mallopt(3)``), so the second and later
+generations of a big table come from the heap instead of their own mapping.
+:func:`map_big_blocks` fixes the threshold at :data:`MMAP_THRESHOLD_BYTES`, as
+``MALLOC_MMAP_THRESHOLD_`` would: a table of a megabyte or more is mapped on
+its own and unmapped, all of it, when freed.
 """
 
 from __future__ import annotations
@@ -18,26 +25,43 @@ import ctypes.util
 import time
 from collections.abc import Callable
 
-__all__ = ["TRIM_INTERVAL_SECONDS", "HeapTrimmer", "malloc_trim"]
+__all__ = [
+    "MMAP_THRESHOLD_BYTES",
+    "TRIM_INTERVAL_SECONDS",
+    "HeapTrimmer",
+    "malloc_trim",
+    "map_big_blocks",
+]
 
 #: Seconds between two trims of a running pipeline.
 TRIM_INTERVAL_SECONDS = 10.0
+#: Blocks this large or larger get a mapping of their own (glibc's default before it adapts).
+MMAP_THRESHOLD_BYTES = 1 << 20
+#: ``mallopt``'s parameter number of the mmap threshold (``M_MMAP_THRESHOLD`` in malloc.h).
+_M_MMAP_THRESHOLD = -3
 
 
-def _libc_trim() -> Callable[[int], int] | None:
+def _libc(symbol: str, *argtypes: type[ctypes._SimpleCData[int]]) -> Callable[..., int] | None:
+    """A glibc function, or None where the C library has none of that name."""
     name = ctypes.util.find_library("c")
     if name is None:
         return None
     try:
-        trim = ctypes.CDLL(name).malloc_trim
+        function = getattr(ctypes.CDLL(name), symbol)
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to call
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    function.argtypes = list(argtypes)
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
 
 
-_TRIM = _libc_trim()
+_TRIM = _libc("malloc_trim", ctypes.c_size_t)
+_MALLOPT = _libc("mallopt", ctypes.c_int, ctypes.c_int)
+
+
+def map_big_blocks() -> bool:
+    """Fix glibc's mmap threshold (see the module docstring); False where there is no glibc."""
+    return _MALLOPT is not None and _MALLOPT(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
 
 
 def malloc_trim() -> bool:
@@ -66,6 +90,7 @@ class HeapTrimmer:
         self.interval = interval
         self.clock = clock
         self._last = clock()
+        map_big_blocks()
 
     def tick(self) -> bool:
         """Trim if the interval has passed since the last trim; whether it trimmed."""
