@@ -139,8 +139,15 @@ def _run_child(
             str(alerts),
         ]
         started = time.perf_counter()
+        # Run from the scratch directory: ``python -m`` puts the working directory first on
+        # sys.path, ahead of PYTHONPATH, so from a checkout it would import that checkout.
         subprocess.run(
-            command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+            command,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=workdir,
         )
         seconds = time.perf_counter() - started
         with open(path, "rb") as fh:
