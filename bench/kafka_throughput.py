@@ -116,6 +116,8 @@ CASE_LABELS: Final = {
     "shiftwatch": "shiftwatch end to end (Service + Pipeline)",
     "raw-confluent": "raw confluent-kafka (librdkafka)",
     "shiftwatch-confluent": "shiftwatch end to end, kafka.client confluent",
+    "shiftwatch-before": "shiftwatch end to end, --before-tree",
+    "shiftwatch-confluent-before": "shiftwatch, confluent, --before-tree",
 }
 #: Consumer settings shared by every case (shiftwatch's defaults, and the short
 #: group timeouts that keep Tansu's join at ~3 s).
