@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import platform
 
 import pytest
@@ -33,3 +34,14 @@ def test_trimmer_trims_at_most_once_per_interval(monkeypatch: pytest.MonkeyPatch
     now[0] = 125.0
     assert trimmer.tick() is True
     assert len(trims) == 2
+
+
+def test_collector_is_paced_up_never_down() -> None:
+    """The thresholds rise to GC_THRESHOLDS; a higher one set by the host program stays."""
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 500)
+        heap.pace_collector()
+        assert gc.get_threshold() == (heap.GC_THRESHOLDS[0], heap.GC_THRESHOLDS[1], 500)
+    finally:
+        gc.set_threshold(*saved)
