@@ -18,7 +18,9 @@ alike, each in its own subprocess of the same interpreter:
 ``pipeline``
     the pipeline alone, in process: the file is first read into batches of
     5,000 ``Message`` objects (not timed), then ``Pipeline.process`` runs over
-    every batch and ``end_of_input`` (timed), with the demo policy. Before the
+    every batch and ``end_of_input`` (timed), with the demo policy; each stage of
+    ``Pipeline.process`` (decode and validate, route, count, release, metrics)
+    is timed too and reported in µs per event. Before the
     timing, river (which the baseline's drift watch imports on its first data)
     is imported and the preloaded messages are frozen out of the garbage
     collector's reach (``gc.freeze``): one-off or artificial costs, not the
@@ -103,6 +105,7 @@ def _child_pipeline(path: str, policy_path: str) -> dict[str, Any]:
     # collector would otherwise walk the preloaded messages again and again.
     import river.drift  # noqa: F401
 
+    stages = _time_stages(pipeline)
     gc.collect()
     gc.freeze()
     started = time.perf_counter()
@@ -111,7 +114,48 @@ def _child_pipeline(path: str, policy_path: str) -> dict[str, Any]:
     pipeline.end_of_input()
     seconds = time.perf_counter() - started
     ledger = pipeline.ledger
-    return {"events": ledger.consumed, "seconds": seconds, "alerts": ledger.alerts}
+    per_event = {name: 1e6 * spent / max(1, ledger.consumed) for name, spent in stages.items()}
+    return {
+        "events": ledger.consumed,
+        "seconds": seconds,
+        "alerts": ledger.alerts,
+        "stages_us_per_event": per_event,
+    }
+
+
+#: The stages of ``Pipeline.process`` timed in the pipeline case: (owner, method, name).
+STAGES = (
+    ("pipeline", "_validate", "decode+validate"),
+    ("router", "route", "dedupe+join+route"),
+    ("pipeline", "_count", "count"),
+    ("pipeline", "_release", "release+judge"),
+    ("pipeline", "_account", "metrics"),
+)
+
+
+def _time_stages(pipeline: Any) -> dict[str, float]:
+    """Wrap each stage of ``pipeline`` with a timer; the seconds spent, filled as it runs.
+
+    A stage a tree does not have (an older commit) is left out. The wrappers add
+    a few microseconds per batch, nothing per event.
+    """
+    spent: dict[str, float] = {}
+    for owner_name, method, name in STAGES:
+        owner = pipeline if owner_name == "pipeline" else pipeline.router
+        inner = getattr(owner, method, None)
+        if inner is None:
+            continue
+        spent[name] = 0.0
+
+        def timed(*args: Any, _inner: Any = inner, _name: str = name, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return _inner(*args, **kwargs)
+            finally:
+                spent[_name] += time.perf_counter() - t0
+
+        setattr(owner, method, timed)
+    return spent
 
 
 def _run_child(
@@ -285,6 +329,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{case:<10} {s['median_events_per_s']:>12,.0f} {s['min']:>12,.0f} {s['max']:>12,.0f}"
         )
     print(f"replay / orjson, median over rounds: {statistics.median(ratios):.3f}")
+    for case in ("pipeline", "pipeline-before"):
+        if case in cases:
+            names = rounds[0][case].get("stages_us_per_event", {})
+            medians = {
+                name: statistics.median(r[case]["stages_us_per_event"][name] for r in rounds)
+                for name in names
+            }
+            report.setdefault("stages_us_per_event", {})[case] = medians
+            print(
+                f"{case} µs per event, median: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in medians.items())
+            )
     for case, ratio in speedups.items():
         print(f"{case} / {case}-before, median over rounds: {ratio:.3f}")
     if args.json:
