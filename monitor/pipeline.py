@@ -196,7 +196,7 @@ class Pipeline:
     def _validate(
         self, batch: Sequence[Message]
     ) -> tuple[Counter[str], list[Valid], list[Rejected]]:
-        """Decode every message: valid events with their positions, rejects with reasons."""
+        """Decode every message: valid events with their messages, rejects with reasons."""
         limits = self.limits
         not_after = time.time() + limits.max_future_seconds
         events = decode_batch(
