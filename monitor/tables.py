@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import math
 from array import array
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Self, cast
 
 import numpy as np
@@ -138,12 +138,6 @@ class Joined:
     #: The inference's score (``expected_false_negative_rate`` bins its labels by it).
     score: float | None = None
 
-
-# The setters of Joined's slots, for JoinTable.get (every field, in order).
-_new_object = object.__new__
-_set_model, _set_version, _set_streams, _set_negative, _set_time, _set_score = (
-    getattr(Joined, field.name).__set__ for field in fields(Joined)
-)
 
 #: (model, version, streams): what entries of one join table have in common, coded by an int.
 _Group = tuple[str, str, tuple[Stream, ...]]
@@ -294,24 +288,9 @@ class JoinTable:
         )
 
     def get(self, request_id: str) -> Joined | None:
-        slot = self._slots.get(request_id)
-        if slot is None:
-            return None
-        time = self._times[slot]
-        if time < self._watermark - self.ttl:
-            return None
-        model, version, streams = self._groups[self._group[slot]]
-        score = self._scores[slot]
-        # Joined(...) without its __init__, which sets each field of the frozen dataclass
-        # through object.__setattr__: the slots' own setters do the same at half the cost.
-        joined = _new_object(Joined)
-        _set_model(joined, model)
-        _set_version(joined, version)
-        _set_streams(joined, streams)
-        _set_negative(joined, self._negative[slot] == 1)
-        _set_time(joined, time)
-        _set_score(joined, None if score != score else score)
-        return joined
+        """The entry of ``request_id``, None if absent or older than the TTL."""
+        found = self.find(request_id)
+        return None if found is None else Joined(*found)
 
     def expire(self) -> int:
         """Drop entries older than the TTL; returns how many were dropped.
