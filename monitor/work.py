@@ -34,7 +34,6 @@ __all__ = [
     "StreamKey",
     "baseline_flags",
     "every_column",
-    "hits",
     "overall_groups",
     "spread",
 ]
@@ -239,17 +238,6 @@ class ModelWork:
 
 #: The streams of an event counted overall only.
 OVERALL: tuple[Stream, ...] = ((),)
-
-
-def hits(columns: list[list[int]] | list[tuple[int, ...]]) -> tuple[Ints, Ints]:
-    """``(event, column)`` pairs from each event's columns, for ``Buckets.add_columns``.
-
-    >>> [a.tolist() for a in hits([[0, 2], [], [1]])]
-    [[0, 0, 2], [0, 2, 1]]
-    """
-    event = [i for i, cols in enumerate(columns) for _ in cols]
-    column = [c for cols in columns for c in cols]
-    return np.asarray(event, dtype=np.int64), np.asarray(column, dtype=np.int64)
 
 
 def every_column(n_events: int, n_columns: int) -> tuple[Ints, Ints]:
