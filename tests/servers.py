@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -33,7 +33,11 @@ def require_binary(*names: str, packages: str = "prometheus, prometheus-alertman
         path = shutil.which(name)
         if path:
             return path
-    message = f"{' or '.join(names)} not installed (Debian packages {packages})"
+    missing(f"{' or '.join(names)} not installed (Debian packages {packages})")
+
+
+def missing(message: str) -> NoReturn:
+    """What this machine lacks for a test: a failure in CI (CI=true), a skip elsewhere."""
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
