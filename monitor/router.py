@@ -18,11 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from monitor.dedupe import Deduper
 from monitor.fast_events import ActionView, DecodedEvent, InferenceView, OutcomeView
 from monitor.messages import Located
 from monitor.policy import ModelPolicy, Policy
 from monitor.streams import Stream
-from monitor.tables import Deduper, Joined, JoinTable
+from monitor.tables import Joined, JoinTable
 from monitor.work import GroupTable, ModelWork
 
 __all__ = [
