@@ -12,7 +12,6 @@ candidate's verdict once per batch.
 
 from __future__ import annotations
 
-import math
 import time
 from bisect import bisect_left
 from collections import Counter
@@ -21,7 +20,6 @@ from dataclasses import asdict
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import structlog
 
 from monitor.alerts import AlertRecord, AlertSink
@@ -38,6 +36,7 @@ from monitor.policy import Policy
 from monitor.router import Router, RouteResult
 from monitor.runners import ModelRunners, model_runners
 from monitor.runners.base import Locate
+from monitor.served import observe_served
 from monitor.verdict import VerdictBoard
 from monitor.watermarks import Watermarks
 from monitor.work import ModelWork
@@ -222,11 +221,7 @@ class Pipeline:
                 self.watermarks.observe(name, source, mark)
             for runner in self.models[name].runners:
                 runner.feed(work)
-            for kind, rows in (
-                ("inference", work.inferences),
-                ("action", work.actions),
-                ("outcome", work.outcomes),
-            ):
+            for kind, rows in work.by_kind():
                 n = rows.late_count()
                 if n:
                     late[(name, kind)] += n
@@ -306,7 +301,7 @@ class Pipeline:
             m.late.labels(model, kind).inc(n)
         for alert in result.alerts:
             m.alerts.labels(alert.model, alert.action, alert.status).inc()
-        self._account_versions(routed)
+        observe_served(self.metrics, routed)
         for model, n in self.router.drain_folded().items():
             m.segments_folded.labels(model).inc(n)
         for runners in self.models.values():
@@ -316,36 +311,6 @@ class Pipeline:
         if result.consumed:
             m.batch_seconds.observe(result.seconds)
             m.batch_size.observe(result.consumed)
-
-    def _account_versions(self, routed: RouteResult) -> None:
-        """Events per (model, version, kind) and each version's newest inference time."""
-        m = self.metrics
-        for name, work in routed.work.items():
-            groups = work.table.groups
-            counts: Counter[tuple[str, str]] = Counter()
-            for kind, rows in (
-                ("inference", work.inferences),
-                ("action", work.actions),
-                ("outcome", work.outcomes),
-            ):
-                for code, n in Counter(rows.group).items():
-                    counts[(groups[code].version, kind)] += n
-            for (version, kind), n in counts.items():
-                m.model_events.labels(name, version, kind).inc(n)
-            inferences = work.inferences
-            if not len(inferences):
-                continue
-            versions = np.asarray([g.version for g in groups], dtype=object)[inferences.groups()]
-            at, latency = inferences.times(), inferences.latencies()
-            for version in dict.fromkeys(versions.tolist()):
-                mine = versions == version
-                baseline = version == work.table.baseline
-                m.freshness.observe(name, version, float(at[mine].max()), baseline=baseline)
-                values = latency[mine]
-                values = values[~np.isnan(values)]
-                if len(values):
-                    m.latency_seconds.labels(name, version).inc(math.fsum(values.tolist()) / 1000.0)
-                    m.latency_observations.labels(name, version).inc(len(values))
 
     def _publish(self, model: ModelRunners, versions: set[str]) -> None:
         """Publish the verdicts of these candidates (once per batch, for those touched)."""

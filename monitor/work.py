@@ -235,6 +235,14 @@ class ModelWork:
     #: The router's working copy of ``marks``, by (topic, partition).
     newest: dict[tuple[str, int], float] = field(default_factory=dict)
 
+    def by_kind(self) -> tuple[tuple[str, Columns], ...]:
+        """Each event kind's columns, under the kind's name."""
+        return (
+            ("inference", self.inferences),
+            ("action", self.actions),
+            ("outcome", self.outcomes),
+        )
+
 
 #: The streams of an event counted overall only.
 OVERALL: tuple[Stream, ...] = ((),)
