@@ -33,7 +33,7 @@ from monitor.pipeline import Pipeline
 from monitor.policy import parse_policy
 from monitor.replay import LogDeadLetterSink
 from monitor.state import SqliteStateStore
-from tests.servers import wait_until
+from tests.servers import wait_ready, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_POLICY = REPO / "monitor" / "demo" / "policy.yaml"
@@ -207,6 +207,15 @@ class Monitor:
     def start(self) -> None:
         log = (self.workdir / "log.txt").open("ab")
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=log)
+
+    def serving(self) -> None:
+        """Wait until ``/readyz`` answers 200 (connected, consuming, verdicts served).
+
+        A restart may find every offset already committed, so waiting on commits alone
+        can reach ``/verdict`` before the process has connected to Kafka.
+        """
+        assert self.proc is not None
+        wait_ready(f"http://127.0.0.1:{self.port}/readyz", self.proc, self.workdir / "log.txt")
 
     def kill(self, sig: int) -> None:
         assert self.proc is not None

@@ -57,7 +57,7 @@ def get_json(url: str, timeout: float = 5.0) -> Any:
         return json.loads(response.read())
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -88,7 +88,7 @@ class _Server:
             self._proc = subprocess.Popen(
                 [self.binary, *self._args()], stdout=log, stderr=subprocess.STDOUT
             )
-        _wait_ready(f"{self.url}/-/ready", self._proc, self.log)
+        wait_ready(f"{self.url}/-/ready", self._proc, self.log)
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

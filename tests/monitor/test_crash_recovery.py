@@ -49,6 +49,7 @@ def test_sigkill_mid_stream_gives_the_state_and_alerts_of_an_unbroken_run(
             wait_kafka(reached(group, fraction * total))
             mon.kill(signal.SIGKILL)
         mon.start()
+        mon.serving()
         wait_kafka(lambda: committed_total(broker.bootstrap_servers, topic, group) == total)
         wait_kafka(lambda: mon.verdict()["verdict"] == "fail", timeout=30)
         return mon
