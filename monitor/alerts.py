@@ -191,6 +191,36 @@ class JsonlAlertSink(JsonlWriter):
         self.write_line(alert.model_dump_json())
 
 
+class OnceJsonlAlertSink(JsonlAlertSink):
+    """:class:`JsonlAlertSink` that writes each record once: a record whose
+    :attr:`~AlertRecord.key` (alert id and status) the file already holds is skipped.
+
+    For the scale tier's judge, which may judge the same partials again after a
+    restart (at-least-once) and then raises the same records with the same ids.
+    A torn last line (the process died while writing it) is cut off first.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        self._written: set[str] = set()
+        if path.exists():
+            data = path.read_bytes()
+            whole = data[: data.rfind(b"\n") + 1]
+            if len(whole) != len(data):
+                with open(path, "r+b") as fh:
+                    fh.truncate(len(whole))
+            for line in whole.splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    self._written.add(f"{record['alert_id']}:{record['status']}")
+        super().__init__(path)
+
+    def emit(self, alert: AlertRecord) -> None:
+        if alert.key not in self._written:
+            self._written.add(alert.key)
+            super().emit(alert)
+
+
 class LogAlertSink:
     """Logs each alert (no payloads: the record holds aggregates only)."""
 

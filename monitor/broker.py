@@ -107,6 +107,11 @@ class EmbeddedBroker:
         self.stop()
 
 
+#: Each topic's retention, stated at creation: the embedded broker reports only the
+#: configuration a topic was created with, and the scale tier's engine reads it.
+RETENTION_MS = str(7 * 24 * 3600 * 1000)
+
+
 def create_topics(bootstrap_servers: str, topics: dict[str, int]) -> None:
     """Create topics with the given partition counts; existing ones are left as they are."""
     from kafka import KafkaAdminClient
@@ -116,7 +121,11 @@ def create_topics(bootstrap_servers: str, topics: dict[str, int]) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="shiftwatch-admin")
     try:
         existing = set(admin.list_topics())
-        new = [NewTopic(t, n, 1) for t, n in topics.items() if t not in existing]
+        new = [
+            NewTopic(t, n, 1, topic_configs={"retention.ms": RETENTION_MS})
+            for t, n in topics.items()
+            if t not in existing
+        ]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)

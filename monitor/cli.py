@@ -54,6 +54,18 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a checkpoint that cannot be restored (damaged, another key or format): "
         "fail (exit 2, the default) or fresh (discard it, resume from the committed offsets)",
     )
+    p.add_argument(
+        "--engine",
+        choices=["embedded", "quix"],
+        help="embedded: one process (the default); quix: one stage of the two-stage tier "
+        "(pip install 'shiftwatch[scale]', docs/scale.md)",
+    )
+    p.add_argument(
+        "--stage",
+        choices=["ingest", "judge"],
+        help="with --engine quix: ingest (reads the event topics) or judge (runs the detectors)",
+    )
+    p.add_argument("--state-dir", help="with --engine quix: the stage's local state directory")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", choices=["auto", "json", "console"])
 
@@ -75,6 +87,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "client": args.kafka_client,
         "dead_letter_topic": args.dead_letter_topic,
     }
+    scale = {"engine": args.engine, "stage": args.stage, "state_dir": args.state_dir}
     alerting = {
         "alertmanager_urls": args.alertmanager_url,
         "webhook_url": args.webhook_url,
@@ -87,6 +100,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             policy=args.policy,
             kafka={k: v for k, v in kafka.items() if v is not None} or None,
             alerting={k: v for k, v in alerting.items() if v is not None} or None,
+            scale={k: v for k, v in scale.items() if v is not None} or None,
             state={
                 k: v
                 for k, v in {"path": args.state, "mismatch": args.state_mismatch}.items()
@@ -108,6 +122,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except PolicyError as err:
         print(f"shiftwatch run: {err}", file=sys.stderr)
         return EXIT_USAGE
+    if settings.scale.engine == "quix":
+        from monitor.scale.engine import run_stage
+
+        try:
+            run_stage(settings, policy)
+        except ConfigError as err:
+            print(f"shiftwatch run: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        except StateMismatch as err:
+            structlog.get_logger("shiftwatch.state").error(str(err))
+            return err.exit_status
+        return 0
     stop = threading.Event()
     install_signal_handlers(stop)
     try:

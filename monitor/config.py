@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pydantic_settings import YamlConfigSettingsSource as _YamlSource
 
 from monitor.config_errors import ENV_PREFIX, ConfigError, config_fix
+from monitor.scale.settings import ScaleSettings
 
 __all__ = [
     "AlertingSettings",
@@ -380,11 +381,29 @@ class Settings(BaseSettings):
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=9464, ge=0, le=65535)
     alerts_out: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @model_validator(mode="after")
+    def _engine_state(self) -> Settings:
+        if self.scale.engine != "quix":
+            return self
+        if self.state.path is not None:
+            raise ValueError(
+                "state.path is the embedded engine's SQLite store; with scale.engine quix each "
+                "stage keeps its state in scale.state_dir and Quix's changelog topics: unset "
+                "state.path"
+            )
+        if not self.state.signing_key():
+            raise ValueError(
+                "scale.engine quix signs the state it keeps in Kafka: set "
+                f"{ENV_PREFIX}STATE__SECRET or state.secret_file, the same on every replica"
+            )
+        return self
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -44,7 +44,7 @@ from monitor.work import ModelWork
 if TYPE_CHECKING:
     from monitor.history.recorder import HistoryRecorder
 
-__all__ = ["BatchResult", "Ledger", "Pipeline"]
+__all__ = ["BatchResult", "Ledger", "Pipeline", "Rejected", "Valid", "validate"]
 
 log = structlog.get_logger("shiftwatch.pipeline")
 
@@ -52,6 +52,28 @@ log = structlog.get_logger("shiftwatch.pipeline")
 #: A valid event and where it was read; a rejected message and why.
 Valid = tuple[DecodedEvent, Message]
 Rejected = tuple[Message, Rejection]
+
+
+def validate(
+    batch: Sequence[Message], limits: LimitsSettings
+) -> tuple[Counter[str], list[Valid], list[Rejected]]:
+    """Decode every message: consumed per kind, valid events with their messages, rejects
+    with reasons."""
+    not_after = time.time() + limits.max_future_seconds
+    events = decode_batch(
+        [message.value for message in batch],
+        max_bytes=limits.max_message_bytes,
+        not_after=not_after,
+    )
+    consumed = Counter([event.kind for event in events])
+    rejected: list[Rejected] = []
+    valid: list[Valid] = []
+    for message, event in zip(batch, events, strict=True):
+        if isinstance(event, Rejection):
+            rejected.append((message, event))
+        else:
+            valid.append((event, message))
+    return consumed, valid, rejected
 
 
 class Pipeline:
@@ -170,9 +192,34 @@ class Pipeline:
         consumed, valid, rejected = self._validate(batch)
         routed = self.router.route(valid)
         self.watermarks.heard({f"{t}:{p}" for t, p in {(m.topic, m.partition) for m in batch}})
-        late = self._count(routed)
         if batch:
             self._last = batch[-1].position
+        return self._judge(routed, backlog, started, consumed, rejected)
+
+    def judge_routed(self, routed: RouteResult, heard: set[str]) -> BatchResult:
+        """Count and judge work routed elsewhere (the scale tier's ingest stage).
+
+        ``heard``: the inputs (``topic:partition``) the work was read from. The
+        routing accounting (consumed, processed, duplicates, ...) is the
+        router's, so this batch's ledger counts only late events and alerts.
+        """
+        started = time.perf_counter()
+        self.watermarks.heard(heard)
+        for work in routed.work.values():
+            if work.position is not None:
+                self._last = position_of(work.position)
+        return self._judge(routed, None, started, Counter(), [])
+
+    def _judge(
+        self,
+        routed: RouteResult,
+        backlog: Mapping[str, int | None] | None,
+        started: float,
+        consumed: Counter[str],
+        rejected: list[Rejected],
+    ) -> BatchResult:
+        """Count the routed work, judge what the watermarks released, deliver, account."""
+        late = self._count(routed)
         alerts = self._release(routed, backlog)
         self._deliver(rejected, alerts)
         counts = Ledger(
@@ -195,23 +242,7 @@ class Pipeline:
     def _validate(
         self, batch: Sequence[Message]
     ) -> tuple[Counter[str], list[Valid], list[Rejected]]:
-        """Decode every message: valid events with their messages, rejects with reasons."""
-        limits = self.limits
-        not_after = time.time() + limits.max_future_seconds
-        events = decode_batch(
-            [message.value for message in batch],
-            max_bytes=limits.max_message_bytes,
-            not_after=not_after,
-        )
-        consumed = Counter([event.kind for event in events])
-        pairs = zip(batch, events, strict=True)
-        rejected: list[Rejected] = [(m, e) for m, e in pairs if isinstance(e, Rejection)]
-        valid: list[Valid] = [
-            (event, message)
-            for message, event in zip(batch, events, strict=True)
-            if not isinstance(event, Rejection)
-        ]
-        return consumed, valid, rejected
+        return validate(batch, self.limits)
 
     def _count(self, routed: RouteResult) -> Counter[tuple[str, str]]:
         """Advance each input's event time, count the work into buckets; late per (model, kind)."""

@@ -333,6 +333,7 @@ class Router:
         rows.at.append(at)
         rows.group.append(work.table.code(version, streams))
         rows.event.append(event)
+        rows.offset.append(position.offset)
 
     def _outcome(self, event: OutcomeView, position: Located, out: RouteResult) -> None:
         joined = self.joins.find(event.request_id)
@@ -348,6 +349,7 @@ class Router:
         rows.negative.append(negative)
         rows.score.append(score)
         rows.own_at.append(event.time.timestamp())
+        rows.offset.append(position.offset)
 
     def drain_folded(self) -> dict[str, int]:
         """Segment values folded into ``other`` per model since the last call."""

@@ -178,6 +178,8 @@ class InferenceColumns(Columns):
 class ActionColumns(Columns):
     #: The events themselves: checks filter actions by any of their fields (``where``).
     event: list[Any] = field(default_factory=list)
+    #: Each action's input offset (the scale tier's judge drops rows it already has).
+    offset: list[int] = field(default_factory=list)
     _fields: dict[str, NDArray[np.object_]] = field(default_factory=dict)
 
     def values(self, name: str) -> list[Any]:
@@ -212,6 +214,8 @@ class OutcomeColumns(Columns):
     score: list[float | None] = field(default_factory=list)
     #: The outcome's own event time (when the label arrived).
     own_at: list[float] = field(default_factory=list)
+    #: Each outcome's input offset (as for actions).
+    offset: list[int] = field(default_factory=list)
 
     def negatives(self) -> Flags:
         return np.asarray(self.negative, dtype=np.bool_)

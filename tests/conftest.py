@@ -72,15 +72,21 @@ def topic(broker: EmbeddedBroker) -> str:
     return name
 
 
-def produce(bootstrap: str, topic: str, values: Iterable[bytes | dict[str, object]]) -> int:
-    """Produce values (dicts are JSON-encoded), keyed by model like the demo; returns the count."""
+def produce(
+    bootstrap: str,
+    topic: str,
+    values: Iterable[bytes | dict[str, object]],
+    key_by: str = "model",
+) -> int:
+    """Produce values (dicts are JSON-encoded), keyed by ``key_by`` (by model, like the
+    demo, or by ``request_id``, as the scale tier asks); returns the count."""
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=5, batch_size=1 << 20, acks="all"
     )
     n = 0
     for v in values:
         if isinstance(v, dict):
-            key = str(v.get("model", "")).encode()
+            key = str(v.get(key_by, "")).encode()
             v = json.dumps(v, separators=(",", ":")).encode()
         else:
             key = b""
