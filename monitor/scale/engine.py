@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -54,9 +55,9 @@ def group_of(settings: Settings) -> str:
 
 def _require_quix() -> None:
     if importlib.util.find_spec("quixstreams") is None:
-        raise ConfigError(
-            "scale.engine quix needs Quix Streams: pip install 'shiftwatch[scale]'"
-        )
+        raise ConfigError("scale.engine quix needs Quix Streams: pip install 'shiftwatch[scale]'")
+    # Quix imports authlib's httpx client, which warns on import about its own rename.
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
 
 
 def _bytes(value: Any) -> Any:
@@ -67,7 +68,7 @@ def _sink_class() -> type[Any]:
     """A Quix sink that hands each record to a stage (built once Quix is imported)."""
     from quixstreams.sinks import BaseSink
 
-    class _StageSink(BaseSink):  # type: ignore[misc]
+    class _StageSink(BaseSink):
         def __init__(
             self,
             add: Callable[[bytes, bytes | None, str, int, int], None],
@@ -98,18 +99,20 @@ def _sink_class() -> type[Any]:
     return _StageSink
 
 
-def _application(settings: Settings) -> Any:
+def _application(settings: Settings, revoked: Callable[[str, int], None]) -> Any:
+    """The stage's Quix application; ``revoked(topic, partition)`` is told of each partition
+    taken away (after Quix's last commit of it), so the stage drops what it holds of it."""
     from quixstreams import Application
     from quixstreams.kafka.configuration import ConnectionConfig
     from quixstreams.state.rocksdb import RocksDBOptions
 
     kafka = settings.kafka
     common = common_config(kafka)
-    objects = {k: common.pop(k) for k in ("logger", "oauth_cb") if k in common}
+    objects: dict[str, Any] = {k: common.pop(k) for k in ("logger", "oauth_cb") if k in common}
     connection = ConnectionConfig.from_librdkafka_dict(
         {k: v for k, v in common.items() if k != "client.id"}, ignore_extras=True
     )
-    consumer = {
+    consumer: dict[str, Any] = {
         **objects,
         "session.timeout.ms": kafka.session_timeout_ms,
         "heartbeat.interval.ms": kafka.heartbeat_interval_ms,
@@ -117,13 +120,34 @@ def _application(settings: Settings) -> Any:
         "fetch.wait.max.ms": kafka.fetch_max_wait_ms,
         "max.partition.fetch.bytes": max(kafka.max_partition_fetch_bytes, PARTIAL_MAX_BYTES),
     }
-    producer = {
+    producer: dict[str, Any] = {
         **objects,
         "enable.idempotence": True,  # partials of one model arrive in the order produced
         "message.max.bytes": PARTIAL_MAX_BYTES,
+        # One record per batch. Quix restores a store from its changelog up to the
+        # topic's high watermark, and refuses a store whose offset is past it; a
+        # broker that reports the high watermark by batch rather than by record (the
+        # embedded Tansu broker does) would otherwise have it skip the last batch. The
+        # stages produce few records (a partial per partition and model every
+        # emit_seconds, a state's chunks per checkpoint), so this costs little.
+        "batch.num.messages": 1,
     }
-    levels = {"debug": "DEBUG", "info": "WARNING", "warning": "WARNING", "error": "ERROR"}
-    return Application(
+    levels: dict[str, Literal["DEBUG", "WARNING", "ERROR"]] = {
+        "debug": "DEBUG",
+        "info": "WARNING",  # Quix's own INFO lines (each assignment, recovery) are noise here
+        "warning": "WARNING",
+        "error": "ERROR",
+    }
+
+    class _Application(Application):
+        # Quix has no public revoke callback; this hook is its own rebalance path,
+        # which is why the [scale] extra pins Quix Streams to one minor release.
+        def _revoke_state_partitions(self, topic_partitions: list[Any]) -> None:
+            super()._revoke_state_partitions(topic_partitions=topic_partitions)
+            for tp in topic_partitions:
+                revoked(tp.topic, tp.partition)
+
+    return _Application(
         broker_address=connection,
         consumer_group=group_of(settings),
         auto_offset_reset=kafka.auto_offset_reset,
@@ -191,7 +215,7 @@ def _sources(settings: Settings) -> list[str]:
 
     admin = AdminClient(common_config(settings.kafka))
     metadata = admin.list_topics(timeout=settings.kafka.request_timeout_ms / 1000.0)
-    sources = []
+    sources: list[str] = []
     for topic in settings.kafka.topics:
         found = metadata.topics.get(topic)
         if found is None or found.error is not None or not found.partitions:
@@ -216,12 +240,18 @@ def run_stage(settings: Settings, policy: Policy) -> None:
     http.start()
     closers: list[Callable[[], None]] = []
     try:
-        app = _application(settings)
+        stages: list[IngestStage | JudgeStage] = []
+
+        def revoked(topic: str, partition: int) -> None:
+            for one in stages:
+                one.revoked(topic, partition)
+
+        app = _application(settings, revoked)
         sink_class = _sink_class()
         if stage == "ingest":
-            closers.extend(_ingest(app, settings, policy, metrics, sink_class, started))
+            closers.extend(_ingest(app, settings, policy, metrics, sink_class, started, stages))
         else:
-            closers.extend(_judge(app, settings, policy, metrics, sink_class, started))
+            closers.extend(_judge(app, settings, policy, metrics, sink_class, started, stages))
         log.info(
             "started",
             engine="quix",
@@ -245,6 +275,7 @@ def _ingest(
     metrics: Metrics,
     sink_class: type[Any],
     started: threading.Event,
+    stages: list[IngestStage | JudgeStage],
 ) -> list[Callable[[], None]]:
     scale = settings.scale
     app.topic(
@@ -271,6 +302,7 @@ def _ingest(
             emit_events=scale.emit_events,
             mismatch=settings.state.mismatch,
         )
+        stages.append(stage)
 
         def add(
             value: bytes, key: bytes | None, topic: str, partition: int, offset: int,
@@ -289,6 +321,7 @@ def _judge(
     metrics: Metrics,
     sink_class: type[Any],
     started: threading.Event,
+    stages: list[IngestStage | JudgeStage],
 ) -> list[Callable[[], None]]:
     from monitor.run import build_outbox
 
@@ -319,6 +352,7 @@ def _judge(
         signing_key=settings.state.signing_key(),
         mismatch=settings.state.mismatch,
     )
+    stages.append(stage)
 
     def add(value: bytes, key: bytes | None, topic: str, partition: int, offset: int) -> None:
         stage.add(value, topic, partition, offset)

@@ -37,7 +37,7 @@ from monitor.messages import DeadLetterSink, Message
 from monitor.metrics import Metrics
 from monitor.pipeline import validate
 from monitor.policy import Policy
-from monitor.router import RouteResult, Router
+from monitor.router import Router, RouteResult
 from monitor.scale.partials import from_work
 from monitor.scale.stored import FIX, KeyValues, load, open_checkpoint, save
 from monitor.state import Mismatch, policy_digest, refuse
@@ -150,10 +150,13 @@ class IngestStage:
             save(self.store(*tp), seal(checkpoint, self.signing_key))
         self._unsaved.clear()
 
-    def drop_waiting(self) -> None:
-        """Forget the messages not yet routed (Quix will read them again)."""
-        self._waiting.clear()
-        self._since.clear()
+    def revoked(self, topic: str, partition: int) -> None:
+        """The partition went to another replica (after Quix's last commit of it)."""
+        tp = (topic, partition)
+        self._parts.pop(tp, None)
+        self._waiting.pop(tp, None)
+        self._since.pop(tp, None)
+        self._unsaved.discard(tp)
 
     # -- routing ---------------------------------------------------------------------------
     def _route(self, tp: tuple[str, int]) -> None:
@@ -170,7 +173,8 @@ class IngestStage:
         topic, partition = tp
         first, last = batch[0].offset, batch[-1].offset
         for name, work in routed.work.items():
-            self.partials.produce(name.encode(), from_work(name, work, topic, partition, first, last))
+            partial = from_work(name, work, topic, partition, first, last)
+            self.partials.produce(name.encode(), partial)
         part.next_offset = last + 1
         self._unsaved.add(tp)
         folded = part.router.drain_folded()

@@ -166,6 +166,11 @@ class JudgeStage:
             save(self.store(*model.partition, name), seal(checkpoint, self.signing_key))
         self._unsaved.clear()
 
+    def revoked(self, topic: str, partition: int) -> None:
+        """The partials partition went to another replica: its models' verdicts are withdrawn."""
+        self._forget((topic, partition))
+        self._next.pop((topic, partition), None)
+
     def close(self) -> None:
         for sink in self.alert_sinks:
             sink.close()

@@ -241,4 +241,3 @@ def to_work(partial: Partial, table: GroupTable, after: int) -> ModelWork:
         rows_o.score = _optional(_floats(out.score)[keep])
         rows_o.own_at = _floats(out.own_at)[keep].tolist()
     return work
-

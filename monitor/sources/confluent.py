@@ -205,8 +205,10 @@ class ConfluentSource:
         lag: dict[str, int | None] = {}
         for tp in positions:
             high = self._high(tp.topic, tp.partition)
-            known = high is not None and tp.offset >= 0
-            lag[f"{tp.topic}:{tp.partition}"] = max(0, high - tp.offset) if known else None  # type: ignore[operator]
+            offset: int = tp.offset
+            lag[f"{tp.topic}:{tp.partition}"] = (
+                max(0, high - offset) if high is not None and offset >= 0 else None
+            )
         return lag
 
     def _high(self, topic: str, partition: int) -> int | None:
