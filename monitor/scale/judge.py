@@ -29,7 +29,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import structlog
+from prometheus_client import Counter
 
 from monitor.alerts import AlertSink
 from monitor.config import LimitsSettings
@@ -39,7 +41,7 @@ from monitor.metrics import Metrics
 from monitor.pipeline import Pipeline
 from monitor.policy import Policy
 from monitor.router import RouteResult
-from monitor.scale.partials import read_partial, to_work
+from monitor.scale.partials import Partial, read_partial, to_work
 from monitor.scale.stored import FIX, KeyValues, load, open_checkpoint, save
 from monitor.state import Mismatch, policy_digest, refuse, restore_pipeline
 
@@ -114,8 +116,21 @@ class JudgeStage:
         #: Partials partition -> the offset this replica continues from.
         self._next: dict[tuple[str, int], int] = {}
         self._unsaved: set[str] = set()
-        self.partials_read = 0
-        self.partials_refused = 0
+        self.partials = Counter(
+            "shiftwatch_scale_partials",
+            "Partials the judge read, by outcome: applied, repeated (every row already "
+            "applied: produced again after an ingest restart) or refused (not a partial of "
+            "this release, or of a model the policy does not list)",
+            ["outcome"],
+            registry=metrics.registry,
+        )
+        self.rows_repeated = Counter(
+            "shiftwatch_scale_rows_repeated",
+            "Events in partials the judge had already applied (dropped by input offset)",
+            registry=metrics.registry,
+        )
+        for outcome in ("applied", "repeated", "refused"):
+            self.partials.labels(outcome)
 
     def add(self, value: bytes, topic: str, partition: int, offset: int) -> None:
         """One partial read from the partials topic: judge its rows this replica lacks."""
@@ -123,18 +138,17 @@ class JudgeStage:
         if self._next.get(tp) != offset:
             self._forget(tp)  # newly assigned, or read again from an earlier commit
         self._next[tp] = offset + 1
-        self.partials_read += 1
         try:
             partial = read_partial(value)
         except ValueError as exc:
-            self.partials_refused += 1
+            self.partials.labels("refused").inc()
             log.error(
                 "partial refused", partition=f"{topic}:{partition}", offset=offset, error=str(exc)
             )
             return
         model = self._model(partial.model, tp)
         if model is None:
-            self.partials_refused += 1
+            self.partials.labels("refused").inc()
             log.error(
                 "partial of a model the policy does not list; are both stages on one policy?",
                 model=partial.model,
@@ -143,8 +157,13 @@ class JudgeStage:
             return
         source = partial.source
         after = model.applied.get(source, -1)
+        repeated = _rows_at_or_before(partial, after)
+        if repeated:
+            self.rows_repeated.inc(repeated)
         if partial.last <= after:
+            self.partials.labels("repeated").inc()
             return  # produced again after an ingest restart: every row is counted already
+        self.partials.labels("applied").inc()
         pipeline = model.pipeline
         work = to_work(partial, pipeline.router.tables[partial.model], after)
         pipeline.judge_routed(RouteResult(work={partial.model: work}), {source})
@@ -221,3 +240,13 @@ class JudgeStage:
             declare=False,
             quiet=True,
         )
+
+
+def _rows_at_or_before(partial: Partial, offset: int) -> int:
+    """How many of the partial's events were read at or before input ``offset``."""
+    if partial.first > offset:
+        return 0
+    return sum(
+        int((np.frombuffer(rows.offset, dtype="<i8") <= offset).sum())
+        for rows in (partial.inferences, partial.actions, partial.outcomes)
+    )
