@@ -41,7 +41,7 @@ class ScaleSettings(BaseModel):
         description="the stage's local state (RocksDB), restored from its changelog topics",
     )
     commit_seconds: float = Field(
-        default=5.0,
+        default=10.0,
         gt=0,
         le=3600,
         description="how often a stage saves its state and commits its input offsets",
@@ -53,7 +53,7 @@ class ScaleSettings(BaseModel):
         description="ingest: how often each partition's routed events are handed on",
     )
     emit_events: int = Field(
-        default=20_000,
+        default=5000,
         ge=1,
         le=1_000_000,
         description="ingest: hand a partition's events on once this many are waiting",

@@ -44,14 +44,19 @@ def test_sigkill_mid_stream_gives_the_state_and_alerts_of_an_unbroken_run(
         workdir = tmp_path / name
         group = f"{name}-{uuid.uuid4().hex[:6]}"
         mon = Monitor(broker, topic, group, workdir, client=kafka_client)
-        for fraction in kills:
+        try:
+            for fraction in kills:
+                mon.start()
+                wait_kafka(reached(group, fraction * total))
+                mon.kill(signal.SIGKILL)
             mon.start()
-            wait_kafka(reached(group, fraction * total))
-            mon.kill(signal.SIGKILL)
-        mon.start()
-        mon.serving()
-        wait_kafka(lambda: committed_total(broker.bootstrap_servers, topic, group) == total)
-        wait_kafka(lambda: mon.verdict()["verdict"] == "fail", timeout=30)
+            mon.serving()
+            wait_kafka(lambda: committed_total(broker.bootstrap_servers, topic, group) == total)
+            wait_kafka(lambda: mon.verdict()["verdict"] == "fail", timeout=30)
+        except BaseException:
+            if mon.proc is not None and mon.proc.poll() is None:
+                mon.kill(signal.SIGKILL)  # a failed wait leaves no process behind
+            raise
         return mon
 
     unbroken = run("unbroken", [])
