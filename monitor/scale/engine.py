@@ -139,6 +139,9 @@ def _application(settings: Settings, revoked: Callable[[str, int], None]) -> Any
         "error": "ERROR",
     }
 
+    # The judge reads every partial from the start: one skipped is events never counted.
+    reset = "earliest" if settings.scale.stage == "judge" else kafka.auto_offset_reset
+
     class _Application(Application):
         # Quix has no public revoke callback; this hook is its own rebalance path,
         # which is why the [scale] extra pins Quix Streams to one minor release.
@@ -150,7 +153,7 @@ def _application(settings: Settings, revoked: Callable[[str, int], None]) -> Any
     return _Application(
         broker_address=connection,
         consumer_group=group_of(settings),
-        auto_offset_reset=kafka.auto_offset_reset,
+        auto_offset_reset=reset,
         commit_interval=settings.scale.commit_seconds,
         consumer_extra_config=consumer,
         producer_extra_config=producer,

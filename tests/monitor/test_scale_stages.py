@@ -436,3 +436,44 @@ def _alert(alert_id: str, status: str) -> AlertRecord:
             "evidence": {},
         }
     )
+
+
+# -- configuration ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"scale": {"engine": "quix"}}, "set scale.stage to ingest"),
+        ({"scale": {"stage": "judge"}}, "needs scale.engine quix (--engine quix)"),
+        (
+            {"scale": {"engine": "quix", "stage": "ingest"}},
+            "set SHIFTWATCH_STATE__SECRET or state.secret_file, the same on every replica",
+        ),
+        (
+            {
+                "scale": {"engine": "quix", "stage": "judge"},
+                "state": {"secret": "s" * 32, "path": "/tmp/state.sqlite3"},
+            },
+            "state.path is the embedded engine's SQLite store",
+        ),
+        ({"scale": {"engine": "quix", "stage": "merge"}}, "scale.stage"),
+    ],
+)
+def test_a_stage_misconfigured_fails_at_start_naming_the_fix(
+    overrides: dict[str, Any], expected: str
+) -> None:
+    from monitor.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(policy=str(DEMO_POLICY), **overrides)
+    assert expected in str(info.value)
+
+
+def test_a_stage_configured_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.config import load_settings
+
+    monkeypatch.setenv("SHIFTWATCH_SCALE__ENGINE", "quix")
+    monkeypatch.setenv("SHIFTWATCH_SCALE__STAGE", "judge")
+    monkeypatch.setenv("SHIFTWATCH_SCALE__PARTIALS_TOPIC", "p")
+    monkeypatch.setenv("SHIFTWATCH_STATE__SECRET", "s" * 32)
+    scale = load_settings(policy=str(DEMO_POLICY)).scale
+    assert (scale.engine, scale.stage, scale.partials_topic) == ("quix", "judge", "p")
