@@ -36,7 +36,7 @@ from monitor.policy import Policy
 from monitor.router import Router, RouteResult
 from monitor.runners import ModelRunners, model_runners
 from monitor.runners.base import Locate
-from monitor.served import observe_served
+from monitor.served import count_routed, observe_served
 from monitor.verdict import VerdictBoard
 from monitor.watermarks import Watermarks
 from monitor.work import ModelWork
@@ -317,17 +317,7 @@ class Pipeline:
     ) -> None:
         m = self.metrics
         self.ledger.add(result.counts)
-        for counter, values in (
-            (m.consumed, consumed),
-            (m.processed, routed.processed),
-            (m.duplicates, routed.duplicates),
-            (m.unjoined, routed.unjoined),
-            (m.unmonitored, routed.unmonitored),
-        ):
-            for kind, n in values.items():
-                counter.labels(kind).inc(n)
-        for (kind, code), n in Counter((r.kind, r.code) for _, r in rejected).items():
-            m.dead_lettered.labels(kind, code).inc(n)
+        count_routed(m, consumed, routed, rejected)
         for (model, kind), n in late.items():
             m.late.labels(model, kind).inc(n)
         for alert in result.alerts:

@@ -1,16 +1,41 @@
-"""What each model version served in a batch, into the metrics: events, freshness, latency."""
+"""A routed batch into the metrics: its accounting, and what each model version served
+(events, freshness, latency)."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from monitor.events import Rejection
 from monitor.metrics import Metrics
 from monitor.router import RouteResult
 
-__all__ = ["observe_served"]
+__all__ = ["count_routed", "observe_served"]
+
+
+def count_routed(
+    metrics: Metrics,
+    consumed: Mapping[str, int],
+    routed: RouteResult,
+    rejected: Iterable[tuple[object, Rejection]],
+) -> None:
+    """A routed batch's accounting, by event kind: consumed, processed, duplicates, unjoined,
+    unmonitored, and dead-lettered by kind and code."""
+    m = metrics
+    for counter, values in (
+        (m.consumed, consumed),
+        (m.processed, routed.processed),
+        (m.duplicates, routed.duplicates),
+        (m.unjoined, routed.unjoined),
+        (m.unmonitored, routed.unmonitored),
+    ):
+        for kind, n in values.items():
+            counter.labels(kind).inc(n)
+    for (kind, code), n in Counter((r.kind, r.code) for _, r in rejected).items():
+        m.dead_lettered.labels(kind, code).inc(n)
 
 
 def observe_served(metrics: Metrics, routed: RouteResult) -> None:

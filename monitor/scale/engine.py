@@ -165,13 +165,20 @@ def _application(settings: Settings, revoked: Callable[[str, int], None]) -> Any
     )
 
 
-def _topic_config(partitions: int, **extra: str) -> Any:
+def _partials_topic(app: Any, settings: Settings) -> Any:
+    """The partials topic, created if missing (by whichever stage starts first)."""
     from quixstreams.models import TopicConfig
 
-    return TopicConfig(
-        num_partitions=partitions,
+    config = TopicConfig(
+        num_partitions=settings.scale.partials_partitions,
         replication_factor=1,
-        extra_config={"retention.ms": RETENTION_MS, **extra},
+        extra_config={"retention.ms": RETENTION_MS, "max.message.bytes": str(PARTIAL_MAX_BYTES)},
+    )
+    return app.topic(
+        settings.scale.partials_topic,
+        value_deserializer="bytes",
+        key_deserializer="bytes",
+        config=config,
     )
 
 
@@ -281,12 +288,7 @@ def _ingest(
     stages: list[IngestStage | JudgeStage],
 ) -> list[Callable[[], None]]:
     scale = settings.scale
-    app.topic(
-        scale.partials_topic,
-        config=_topic_config(
-            scale.partials_partitions, **{"max.message.bytes": str(PARTIAL_MAX_BYTES)}
-        ),
-    )
+    _partials_topic(app, settings)
     partials = _Partials(app, scale.partials_topic)
     dead = kafka_dead_letter_sink(settings.kafka)
     for name in settings.kafka.topics:
@@ -328,15 +330,7 @@ def _judge(
 ) -> list[Callable[[], None]]:
     from monitor.run import build_outbox
 
-    scale = settings.scale
-    topic = app.topic(
-        scale.partials_topic,
-        value_deserializer="bytes",
-        key_deserializer="bytes",
-        config=_topic_config(
-            scale.partials_partitions, **{"max.message.bytes": str(PARTIAL_MAX_BYTES)}
-        ),
-    )
+    topic = _partials_topic(app, settings)
     sinks: list[AlertSink] = [LogAlertSink()]
     if settings.alerts_out is not None:
         sinks.append(OnceJsonlAlertSink(Path(settings.alerts_out)))

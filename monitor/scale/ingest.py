@@ -24,10 +24,9 @@ judge drops it by offset.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
@@ -35,11 +34,12 @@ from monitor.config import LimitsSettings
 from monitor.envelope import Checkpoint, CheckpointError, seal
 from monitor.messages import DeadLetterSink, Message
 from monitor.metrics import Metrics
-from monitor.pipeline import validate
+from monitor.pipeline import Rejected, validate
 from monitor.policy import Policy
 from monitor.router import Router, RouteResult
 from monitor.scale.partials import from_work
 from monitor.scale.stored import FIX, KeyValues, load, open_checkpoint, save
+from monitor.served import count_routed
 from monitor.state import Mismatch, policy_digest, refuse
 
 __all__ = ["IngestStage", "Producer"]
@@ -223,23 +223,13 @@ class IngestStage:
         self,
         consumed: Mapping[str, int],
         routed: RouteResult,
-        rejected: list[Any],
+        rejected: list[Rejected],
         folded: Mapping[str, int],
         size: int,
         seconds: float,
     ) -> None:
         m = self.metrics
-        for counter, values in (
-            (m.consumed, consumed),
-            (m.processed, routed.processed),
-            (m.duplicates, routed.duplicates),
-            (m.unjoined, routed.unjoined),
-            (m.unmonitored, routed.unmonitored),
-        ):
-            for kind, n in values.items():
-                counter.labels(kind).inc(n)
-        for (kind, code), n in Counter((r.kind, r.code) for _, r in rejected).items():
-            m.dead_lettered.labels(kind, code).inc(n)
+        count_routed(m, consumed, routed, rejected)
         for model, n in folded.items():
             m.segments_folded.labels(model).inc(n)
         m.batch_seconds.observe(seconds)

@@ -118,8 +118,7 @@ def ingest(policy: Policy, store: dict[bytes, bytes], topic: Topic, **kw: Any) -
         partials=topic,
         metrics=Metrics(),
         store=lambda t, p: DictState(store, f"{t}:{p}/".encode()),
-        signing_key=KEY,
-        **kw,
+        **{"signing_key": KEY, **kw},
     )
 
 
@@ -362,30 +361,11 @@ def test_an_ingest_state_signed_with_another_key_fails_or_starts_afresh(
     for message in mine[:100]:
         writer.add(message)
     writer.flush()
-    other = IngestStage(
-        policy,
-        LimitsSettings(),
-        dead_letters=NoDeadLetters(),
-        partials=Topic(),
-        metrics=Metrics(),
-        store=lambda t, p: DictState(store, f"{t}:{p}/".encode()),
-        signing_key=b"x" * 32,
-        emit_events=1,
-    )
+    other = ingest(policy, store, Topic(), signing_key=b"x" * 32, emit_events=1)
     with pytest.raises(StateMismatch, match="the ingest state of ev:0 cannot be restored"):
         other.add(mine[100])
     topic = Topic()
-    fresh = IngestStage(
-        policy,
-        LimitsSettings(),
-        dead_letters=NoDeadLetters(),
-        partials=topic,
-        metrics=Metrics(),
-        store=lambda t, p: DictState(store, f"{t}:{p}/".encode()),
-        signing_key=b"x" * 32,
-        emit_events=1,
-        mismatch="fresh",
-    )
+    fresh = ingest(policy, store, topic, signing_key=b"x" * 32, emit_events=1, mismatch="fresh")
     fresh.add(mine[100])
     assert len(topic.records) == 1
 
