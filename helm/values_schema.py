@@ -28,7 +28,8 @@ from monitor.schemas import schema  # noqa: E402
 OUT = REPO / "helm" / "shiftwatch" / "values.schema.json"
 
 #: Configuration keys the chart sets itself (paths on its volumes, its HTTP address, the
-#: tier's stage and the values of ``scale``) or refuses (``state.changelog_topic``, removed).
+#: tier's stage and the values of ``scale``). ``state.changelog_topic`` (removed) stays in
+#: the schema so that rendering refuses it with the replacement, not as an unknown key.
 CHART_OWNED = {
     "": ["policy", "http_host", "http_port"],
     "AlertingSettings": ["outbox_path", "webhook_secret", "webhook_secret_file"],
@@ -47,7 +48,6 @@ CHART_OWNED = {
         "secret_file",
         "changelog_secret",
         "changelog_secret_file",
-        "changelog_topic",
     ],
     "ScaleSettings": [
         "engine",

@@ -305,7 +305,6 @@ def test_values_schema_closed_at_every_level() -> None:
         ({"serviceMonitor": {"enabled": True, "label": {"release": "x"}}}, "label"),
         ({"config": {"kafka": {"bootstrap_server": "k:9092"}}}, "bootstrap_server"),
         ({"config": {"state": {"secret": "in-values"}}}, "secret"),
-        ({"config": {"state": {"changelog_topic": "shiftwatch.state"}}}, "changelog_topic"),
         ({"config": {"scale": {"stage": "judge"}}}, "stage"),
         ({"scale": {"enabled": True, "judge": {"replica": 2}}}, "replica"),
         ({"scale": {"enabled": True, "commitSeconds": 0}}, "commitSeconds"),
@@ -324,6 +323,7 @@ def test_values_schema_rejects(values: dict[str, Any], named: str) -> None:
     ("values", "fix"),
     [
         ({"replicaCount": 2}, "scale.enabled"),
+        ({"config": {"state": {"changelog_topic": "shiftwatch.state"}}}, "scale.enabled=true"),
         ({"scale": {"enabled": True}}, "secrets.state.name"),
         ({"config": {"alerting": {"webhook_url": "https://x.example"}}}, "secrets.webhook.name"),
     ],

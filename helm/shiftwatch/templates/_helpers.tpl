@@ -55,6 +55,9 @@ app.kubernetes.io/part-of: shiftwatch
 Refuse values that cannot run, each with its fix, before anything reaches the cluster.
 */}}
 {{- define "shiftwatch.validate" -}}
+{{- if and .Values.config.state .Values.config.state.changelog_topic }}
+{{- fail "config.state.changelog_topic: removed in 0.4.0 — the changelog scale-out mode is replaced by the two-stage tier on Quix Streams: set scale.enabled=true (an ingest and a judge workload, scale.ingest.replicas and scale.judge.replicas; docs/scale.md)" }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.scale.enabled) }}
 {{- fail (printf "replicaCount %d: the embedded engine is one replica per consumer group (its state is SQLite on one volume); for several replicas set scale.enabled=true (the two-stage tier: scale.ingest.replicas and scale.judge.replicas)" (int .Values.replicaCount)) }}
 {{- end }}
