@@ -325,6 +325,10 @@ def test_values_schema_rejects(values: dict[str, Any], named: str) -> None:
         ({"replicaCount": 2}, "scale.enabled"),
         ({"config": {"state": {"changelog_topic": "shiftwatch.state"}}}, "scale.enabled=true"),
         ({"scale": {"enabled": True}}, "secrets.state.name"),
+        (
+            {**SCALE, "config": {"history": {"path": "/var/lib/shiftwatch/h"}}},
+            "config.history.path",
+        ),
         ({"config": {"alerting": {"webhook_url": "https://x.example"}}}, "secrets.webhook.name"),
     ],
 )

@@ -64,6 +64,9 @@ Refuse values that cannot run, each with its fix, before anything reaches the cl
 {{- if and .Values.scale.enabled (not .Values.secrets.state.name) }}
 {{- fail "scale.enabled needs secrets.state.name: an existing Secret holding the state signing key (state.secret_file), the same for every ingest and judge replica" }}
 {{- end }}
+{{- if and .Values.scale.enabled .Values.config.history .Values.config.history.path }}
+{{- fail "config.history.path: the two-stage tier (scale.enabled) records no history yet (its judge stage has no recorder): unset it" }}
+{{- end }}
 {{- if and .Values.config.alerting .Values.config.alerting.webhook_url (not .Values.secrets.webhook.name) }}
 {{- fail "config.alerting.webhook_url needs secrets.webhook.name: an existing Secret holding the webhook signing secret" }}
 {{- end }}
