@@ -22,11 +22,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from monitor.config import Settings  # noqa: E402
+from monitor.scale.settings import ScaleSettings  # noqa: E402
 from monitor.schemas import schema  # noqa: E402
 
 OUT = REPO / "helm" / "shiftwatch" / "values.schema.json"
 
-#: Configuration keys the chart sets itself (paths on its volumes, its HTTP address).
+#: Configuration keys the chart sets itself (paths on its volumes, its HTTP address, the
+#: tier's stage and the values of ``scale``). ``state.changelog_topic`` (removed) stays in
+#: the schema so that rendering refuses it with the replacement, not as an unknown key.
 CHART_OWNED = {
     "": ["policy", "http_host", "http_port"],
     "AlertingSettings": ["outbox_path", "webhook_secret", "webhook_secret_file"],
@@ -46,6 +49,23 @@ CHART_OWNED = {
         "changelog_secret",
         "changelog_secret_file",
     ],
+    "ScaleSettings": [
+        "engine",
+        "stage",
+        "state_dir",
+        "partials_topic",
+        "partials_partitions",
+        "commit_seconds",
+        "emit_seconds",
+    ],
+}
+
+#: The chart's ``scale`` values and the configuration fields they set.
+SCALE_FIELDS = {
+    "partialsTopic": "partials_topic",
+    "partialsPartitions": "partials_partitions",
+    "commitSeconds": "commit_seconds",
+    "emitSeconds": "emit_seconds",
 }
 
 Schema = dict[str, Any]
@@ -70,6 +90,9 @@ NAME: Schema = {
     "maxLength": 253,
     "description": "an existing Secret's name; empty: not used",
 }
+
+
+SIZE: Schema = {**STR, "pattern": "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"}
 
 
 def secret_ref(description: str, key: str) -> Schema:
@@ -106,12 +129,49 @@ def seccomp() -> Schema:
     )
 
 
+def scale() -> Schema:
+    """``scale``: the two-stage tier's workloads; its fields as ScaleSettings validates them."""
+    fields = ScaleSettings.model_json_schema()["properties"]
+    settings = {}
+    for value, field in SCALE_FIELDS.items():
+        one = {k: v for k, v in fields[field].items() if k != "title"}
+        one["description"] = f"scale.{field}: {one.get('description', '')}".rstrip(": ")
+        settings[value] = one
+    persistence = obj(
+        {
+            "enabled": BOOL,
+            "storageClassName": STR,
+            "accessMode": {"enum": ["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"]},
+            "size": SIZE,
+        },
+        "a PersistentVolumeClaim per judge pod (a StatefulSet); off: an emptyDir",
+    )
+    replicas: Schema = {"type": "integer", "minimum": 0}
+    return obj(
+        {
+            "enabled": BOOL,
+            **settings,
+            "ingest": obj({"replicas": replicas, "resources": resources()}),
+            "judge": obj(
+                {"replicas": replicas, "resources": resources(), "persistence": persistence}
+            ),
+        },
+        "the two-stage tier on Quix Streams (docs/scale.md) instead of the single Deployment",
+    )
+
+
 def chart_values() -> Schema:
     """The chart's own values (everything but ``config`` and ``policy``)."""
     return {
         "nameOverride": STR,
         "fullnameOverride": STR,
-        "replicaCount": {"type": "integer", "minimum": 0},
+        "replicaCount": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "the embedded engine is one replica per consumer group (more fails "
+            "at render): scale.enabled for several",
+        },
+        "scale": scale(),
         "image": obj(
             {
                 "repository": {**STR, "minLength": 1},
@@ -158,7 +218,7 @@ def chart_values() -> Schema:
                 "existingClaim": STR,
                 "storageClassName": STR,
                 "accessMode": {"enum": ["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"]},
-                "size": {**STR, "pattern": "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"},
+                "size": SIZE,
             }
         ),
         "service": obj(

@@ -19,12 +19,12 @@ import structlog
 from monitor.envelope import Checkpoint
 from monitor.jsonl import truncate
 from monitor.messages import Message
-from monitor.state import SqliteStateStore, StateMismatch, policy_digest, restore_pipeline
+from monitor.state import SqliteStateStore, policy_digest, restore_pipeline
 
 if TYPE_CHECKING:
     from monitor.pipeline import Pipeline
 
-__all__ = ["CheckpointLike", "Checkpointer", "Positioned", "restore_outputs"]
+__all__ = ["Checkpointer", "Positioned", "restore_outputs"]
 
 log = structlog.get_logger("shiftwatch.state")
 
@@ -49,8 +49,6 @@ class Checkpointer:
         self.outputs = outputs or {}
         self.positions: dict[str, int] = {}
         self.dirty = False  # batches processed since the last save
-        #: Never set here: a refused state file ends the process before it consumes.
-        self.refused: StateMismatch | None = None
         self._last = time.monotonic()
 
     def restore(self, checkpoint: Checkpoint | None) -> dict[str, int]:
@@ -107,28 +105,6 @@ class Checkpointer:
 
 class Positioned(Protocol):
     def position(self) -> int: ...
-
-
-class CheckpointLike(Protocol):
-    """What the service needs of a checkpointer (:class:`Checkpointer`, or a partitioned one)."""
-
-    positions: dict[str, int]
-    #: A checkpoint refused under ``state.mismatch: fail`` since the last poll (the
-    #: changelog refuses one when its partition is assigned, inside the poll); the
-    #: service raises it before processing anything more.
-    refused: StateMismatch | None
-
-    @property
-    def dirty(self) -> bool: ...
-
-    @property
-    def due(self) -> bool: ...
-
-    def advance(self, batch: Sequence[Message]) -> None: ...
-
-    def save(self) -> None: ...
-
-    def close(self) -> None: ...
 
 
 def restore_outputs(checkpoint: Checkpoint | None, paths: dict[str, Path | None]) -> None:

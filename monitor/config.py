@@ -21,10 +21,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import YamlConfigSettingsSource as _YamlSource
 
-from monitor.config_errors import ENV_PREFIX, ConfigError, config_fix
+from monitor.config_errors import ENV_PREFIX, REMOVED, ConfigError, config_fix
 from monitor.scale.settings import ScaleSettings
 
 __all__ = [
@@ -275,10 +276,21 @@ class AlertingSettings(BaseModel):
         return (_secret(self.webhook_secret, self.webhook_secret_file) or "").encode()
 
 
-class StateSettings(BaseModel):
-    """Checkpoints of every detector (:mod:`monitor.state`, :mod:`monitor.changelog`).
+#: What ``state.changelog_topic`` (the changelog scale-out mode, removed) says at start.
+CHANGELOG_TOPIC_REMOVED = (
+    "removed in 0.4.0 — the changelog scale-out mode is replaced by the two-stage tier on "
+    "Quix Streams: run `shiftwatch run --engine quix --stage ingest` and `--stage judge` "
+    "replicas (scale.*, docs/scale.md)"
+)
 
-    One signing key (``secret``, alias ``changelog_secret``) serves either store.
+
+class StateSettings(BaseModel):
+    """Checkpoints of every detector in SQLite (:mod:`monitor.state`), signed.
+
+    ``changelog_secret`` and ``changelog_secret_file`` are the old names of
+    ``secret`` and ``secret_file``, still accepted. ``changelog_topic`` (the
+    changelog scale-out mode of 0.3 and earlier) is refused at start, naming
+    the two-stage tier that replaces it.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -288,16 +300,17 @@ class StateSettings(BaseModel):
         description="SQLite file of checkpoints, on a persistent volume; none: no checkpoints",
     )
     checkpoint_seconds: float = Field(default=10.0, gt=0)
+    #: Kept only to refuse it with the replacement (an unknown key would say less).
     changelog_topic: str | None = Field(
         default=None,
-        min_length=1,
-        description="compacted topic of per-partition checkpoints, for several replicas",
+        description="removed in 0.4.0: use the two-stage tier (scale.engine quix)",
+        json_schema_extra={"deprecated": True},
     )
     secret: SecretStr | None = Field(
         default=None,
         description=(
-            "key signing checkpoints, in either store; for the changelog, shared by the replicas "
-            "(SQLite without one: a generated <path>.key next to the file)"
+            "key signing checkpoints (SQLite without one: a generated <path>.key next to the "
+            "file); with scale.engine quix, required and the same on every replica"
         ),
     )
     secret_file: Path | None = Field(default=None, description="a file holding state.secret")
@@ -314,22 +327,20 @@ class StateSettings(BaseModel):
         ),
     )
 
+    @field_validator("changelog_topic")
+    @classmethod
+    def _changelog_removed(cls, topic: str | None) -> None:
+        if topic is not None:
+            raise PydanticCustomError(REMOVED, CHANGELOG_TOPIC_REMOVED)
+
     @model_validator(mode="after")
-    def _one_store(self) -> StateSettings:
-        if self.changelog_topic is not None and self.path is not None:
-            raise ValueError("set state.path (one replica) or state.changelog_topic, not both")
+    def _one_secret(self) -> StateSettings:
         new = self.secret is not None or self.secret_file is not None
         old = self.changelog_secret is not None or self.changelog_secret_file is not None
         if new and old:
             raise ValueError(
                 "state.secret and state.changelog_secret are one setting (the second is its old "
                 "name): set one of them"
-            )
-        if self.changelog_topic is not None and not (new or old):
-            raise ValueError(
-                "state.changelog_topic needs a signing secret shared by the replicas: set "
-                f"{ENV_PREFIX}STATE__SECRET (or {ENV_PREFIX}STATE__CHANGELOG_SECRET) or "
-                "state.secret_file"
             )
         _check_files(self, "secret_file", "changelog_secret_file")
         return self
@@ -348,14 +359,14 @@ class HistorySettings(BaseModel):
 
     enabled: bool = Field(
         default=True,
-        description="record the history (needs state.path, or history.path with a changelog)",
+        description=(
+            "record the history (needs state.path or history.path; the two-stage tier, "
+            "scale.engine quix, records none yet)"
+        ),
     )
     path: Path | None = Field(
         default=None,
-        description=(
-            "the history file; default history.sqlite3 next to state.path (with "
-            "state.changelog_topic only an explicit path is recorded, one per replica)"
-        ),
+        description="the history file; default history.sqlite3 next to state.path",
     )
     resolution_seconds: float = Field(
         default=300.0, gt=0, le=86400, description="event-time seconds per history bucket"
@@ -397,6 +408,12 @@ class Settings(BaseSettings):
                 "state.path is the embedded engine's SQLite store; with scale.engine quix each "
                 "stage keeps its state in scale.state_dir and Quix's changelog topics: unset "
                 "state.path"
+            )
+        if self.history.path is not None:
+            raise ValueError(
+                "history.path: the two-stage tier (scale.engine quix) records no history yet "
+                "(its judge stage has no recorder): unset history.path; the embedded engine "
+                "records it"
             )
         if not self.state.signing_key():
             raise ValueError(

@@ -8,10 +8,12 @@ from pydantic import BaseModel
 
 from monitor.suggest import did_you_mean, enum_suggestion
 
-__all__ = ["ENV_PREFIX", "ConfigError", "config_fix"]
+__all__ = ["ENV_PREFIX", "REMOVED", "ConfigError", "config_fix"]
 
 #: Environment variables that configure ``shiftwatch run`` start with this.
 ENV_PREFIX = "SHIFTWATCH_"
+#: The error type of a setting removed in a release: its message names the replacement.
+REMOVED = "removed_setting"
 
 
 class ConfigError(ValueError):
@@ -44,6 +46,8 @@ _CONFIG_FIXES = {
 def config_fix(error: Any, field: str, settings: type[BaseModel]) -> str:
     """`` (did you mean ...) (fix: ...)`` for one validation error of the settings."""
     kind = error["type"]
+    if kind == REMOVED:
+        return ""
     if kind == "missing":
         return f" (fix: {_fix_for(field)})"
     if kind == "extra_forbidden":

@@ -1,8 +1,8 @@
 """The checkpoint envelope: a signed, versioned, explicit encoding of a checkpoint.
 
-Both state stores (:class:`monitor.state.SqliteStateStore` and
-:class:`monitor.changelog.KafkaChangelog`) write checkpoints through
-:func:`seal` and read them through :func:`open_sealed`, the only place that
+The embedded engine's state store (:class:`monitor.state.SqliteStateStore`) and
+the two-stage tier's stages (:mod:`monitor.scale.stored`) write checkpoints
+through :func:`seal` and read them through :func:`open_sealed`, the only place that
 signs and verifies. Only plain data is decoded: the payload is msgpack, and a
 checkpoint is decoded only after its signature has verified.
 
@@ -38,8 +38,8 @@ object arrays); an array comes back as a new, writable array of that dtype.
 The header is decoded first, so a checkpoint of another format is refused with
 its format and writer's version, whatever its state looks like. The format was
 1 for the Python-object checkpoints of shiftwatch 0.1.0 and earlier (in SQLite, a
-row of the old ``checkpoint`` table; on the changelog, a record starting with
-``SWCK1``): those are recognised and refused without reading their state.
+row of the old ``checkpoint`` table; a sealed blob starting with ``SWCK1``):
+those are recognised and refused without reading their state.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ __all__ = [
 FORMAT = 2
 
 MAGIC = b"SWCKPT\r\n"
-#: What format 1 changelog records began with (once decompressed).
+#: What format 1 checkpoints began with.
 LEGACY_MAGIC = b"SWCK1"
 _PREFIX = struct.Struct("<8sBQ")  # magic, flags, payload length
 _MAC = 32

@@ -10,7 +10,6 @@ import structlog
 from kafka.errors import KafkaError
 
 from monitor.alerts import AlertSink, JsonlAlertSink, LogAlertSink
-from monitor.changelog import KafkaChangelog
 from monitor.checkpointer import Checkpointer, Positioned, restore_outputs
 from monitor.config import Settings
 from monitor.deliveries import AlertmanagerDelivery, Delivery, KafkaDelivery, WebhookDelivery
@@ -19,7 +18,6 @@ from monitor.history.store import history_file
 from monitor.http import HttpServer
 from monitor.metrics import Metrics
 from monitor.outbox import Outbox
-from monitor.partitions import PartitionedPipeline
 from monitor.pipeline import BatchResult, Pipeline
 from monitor.policy import Policy
 from monitor.service import Service
@@ -61,9 +59,9 @@ def build_outbox(settings: Settings, metrics: Metrics) -> Outbox | None:
 def history_path(settings: Settings) -> Path | None:
     """Where ``run`` records its history: ``history.path``, else next to ``state.path``.
 
-    None when the history is disabled, or when there is nowhere to put it: no
-    ``state.path``, or several replicas (``state.changelog_topic``) without an
-    explicit ``history.path`` (each replica then writes its own file).
+    None when the history is disabled, or when there is nowhere to put it (no
+    ``state.path``). The two-stage tier (``scale.engine: quix``) records no history:
+    its judge stage has no recorder yet, so it is off there whatever is set.
     """
     cfg = settings.history
     if not cfg.enabled:
@@ -134,28 +132,6 @@ def build_service(
     outbox = build_outbox(settings, metrics)
     if outbox is not None:
         sinks.append(outbox.start())
-    if settings.state.changelog_topic is not None:
-        # Several replicas: state per partition, moving with it (monitor.partitions).
-        partitioned = PartitionedPipeline(
-            policy,
-            dead_letters=dead,
-            alert_sinks=sinks,
-            metrics=metrics,
-            limits=settings.limits,
-            changelog=KafkaChangelog(
-                settings.kafka, settings.state.changelog_topic, settings.state.signing_key()
-            ),
-            group=settings.kafka.group_id,
-            every_seconds=settings.state.checkpoint_seconds,
-            mismatch=settings.state.mismatch,
-            history=_recorder_factory(settings),
-        )
-        source.on_assign = partitioned.assigned
-        source.on_revoke = partitioned.revoked
-        return Service(
-            source, partitioned, on_batch=on_batch, checkpointer=partitioned, metrics=metrics
-        )
-
     recorder = _recorder_factory(settings)
 
     def new_pipeline() -> Pipeline:

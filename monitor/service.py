@@ -5,19 +5,17 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from types import FrameType
-from typing import Protocol
 
 import structlog
 from kafka.errors import KafkaError
 
-from monitor.checkpointer import CheckpointLike
+from monitor.checkpointer import Checkpointer
 from monitor.messages import Message
 from monitor.metrics import Metrics
-from monitor.pipeline import BatchResult, Ledger
+from monitor.pipeline import BatchResult, Pipeline
 from monitor.sources import Source
-from monitor.verdict import VerdictBoard
 
 __all__ = ["Service", "install_signal_handlers"]
 
@@ -35,32 +33,17 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-class Processor(Protocol):
-    """A :class:`~monitor.pipeline.Pipeline`, or one per partition (:mod:`monitor.partitions`)."""
-
-    verdicts: VerdictBoard
-
-    def process(
-        self, batch: Sequence[Message], *, backlog: Mapping[str, int | None] | None = None
-    ) -> BatchResult: ...
-
-    @property
-    def ledger(self) -> Ledger: ...
-
-    def close(self) -> None: ...
-
-
 class Service:
     """Drives a :class:`~monitor.sources.Source` through a :class:`~monitor.pipeline.Pipeline`."""
 
     def __init__(
         self,
         source: Source,
-        pipeline: Processor,
+        pipeline: Pipeline,
         *,
         on_batch: Callable[[BatchResult], None] | None = None,
         retry_seconds: float = 1.0,
-        checkpointer: CheckpointLike | None = None,
+        checkpointer: Checkpointer | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.source = source
@@ -95,7 +78,7 @@ class Service:
             # next owner) then does not raise them again.
             self._checkpoint(cp)
 
-    def _checkpoint(self, cp: CheckpointLike) -> None:
+    def _checkpoint(self, cp: Checkpointer) -> None:
         """Save the state, then commit the offsets it was taken at (never the other way)."""
         started = time.monotonic()
         try:
@@ -127,10 +110,6 @@ class Service:
                     backoff = min(backoff * 2, 30.0)
                     continue
                 backoff = self.retry_seconds
-                if self.checkpointer is not None and self.checkpointer.refused is not None:
-                    # A partition assigned in that poll holds a checkpoint refused under
-                    # state.mismatch=fail: end here, before processing or committing anything.
-                    raise self.checkpointer.refused
                 if not batch:
                     # Inputs that went idle may let event time, and so buckets, move on.
                     result = self.pipeline.process([], backlog=self.source.backlog())

@@ -57,7 +57,6 @@ if TYPE_CHECKING:
     from monitor.pipeline import Pipeline
 
 __all__ = [
-    "FIX_CHANGELOG",
     "FIX_REPLAY",
     "FIX_RUN",
     "FORMAT",
@@ -86,11 +85,6 @@ _FRESH = "(or SHIFTWATCH_STATE__MISMATCH=fresh)"
 FIX_RUN = (
     f"start once with --state-mismatch=fresh {_FRESH} to discard it and resume from the "
     "committed Kafka offsets, or move the file away"
-)
-#: The fix named when a changelog entry is refused.
-FIX_CHANGELOG = (
-    f"start once with --state-mismatch=fresh {_FRESH} to discard it and resume the partition "
-    "from the group's committed offset"
 )
 #: The fix named when ``shiftwatch replay --state``'s file is refused.
 FIX_REPLAY = (

@@ -178,7 +178,7 @@ class Monitor:
         env: dict[str, str] | None = None,
         client: str = "kafka-python",
     ) -> None:
-        """With no ``env`` the state is a SQLite file; ``env`` may name a changelog instead.
+        """With no ``env`` the state is a SQLite file in ``workdir``; ``env`` replaces that.
 
         ``client`` is the ``kafka.client`` it consumes with.
         """

@@ -51,7 +51,7 @@ class KafkaSource:
             **settings.client_config(),
         )
         self._seek: dict[TopicPartition, int] = {}
-        #: Rebalance hooks for state that moves with its partition (:mod:`monitor.partitions`):
+        #: Rebalance hooks for what is kept per partition (the pipeline's watermarks):
         #: given "topic:partition" keys, return offsets to seek to / to commit.
         self.on_assign: Callable[[list[str]], dict[str, int]] | None = None
         self.on_revoke: Callable[[list[str]], dict[str, int]] | None = None

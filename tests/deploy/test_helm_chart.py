@@ -71,11 +71,23 @@ TOGGLES_ON: dict[str, Any] = {
     "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
     "dashboards": {"annotations": {"grafana_folder": "shiftwatch"}},
 }
-#: Several replicas, state on a changelog topic.
-CHANGELOG: dict[str, Any] = {
-    "replicaCount": 3,
-    "config": {"state": {"changelog_topic": "shiftwatch.state"}},
+#: The two-stage tier: 3 ingest replicas with their own resources, 2 judges on emptyDirs.
+SCALE: dict[str, Any] = {
+    "scale": {
+        "enabled": True,
+        "partialsTopic": "sw.partials",
+        "partialsPartitions": 12,
+        "commitSeconds": 2,
+        "emitSeconds": 0.25,
+        "ingest": {"replicas": 3, "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
+        "judge": {"replicas": 2},
+    },
     "secrets": {"state": {"name": "shiftwatch-state"}},
+}
+#: The tier with every toggle on and a PVC per judge pod.
+SCALE_ON: dict[str, Any] = {
+    **TOGGLES_ON,
+    "scale": {"enabled": True, "judge": {"persistence": {"enabled": True, "size": "2Gi"}}},
 }
 #: Everything optional off.
 TOGGLES_OFF: dict[str, Any] = {
@@ -84,7 +96,13 @@ TOGGLES_OFF: dict[str, Any] = {
     "podDisruptionBudget": {"enabled": False},
     "dashboards": {"enabled": False},
 }
-CASES = {"defaults": {}, "toggles-on": TOGGLES_ON, "changelog": CHANGELOG, "off": TOGGLES_OFF}
+CASES = {
+    "defaults": {},
+    "toggles-on": TOGGLES_ON,
+    "scale": SCALE,
+    "scale-toggles-on": SCALE_ON,
+    "off": TOGGLES_OFF,
+}
 
 
 def render(values: dict[str, Any], chart: Path = CHART) -> list[dict[str, Any]]:
@@ -109,6 +127,11 @@ def deployment(docs: list[dict[str, Any]]) -> dict[str, Any]:
     """The single Deployment."""
     (found,) = kind(docs, "Deployment")
     return found
+
+
+def workloads(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The Deployments and StatefulSets by name."""
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
 
 
 def rendered_config(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -282,6 +305,9 @@ def test_values_schema_closed_at_every_level() -> None:
         ({"serviceMonitor": {"enabled": True, "label": {"release": "x"}}}, "label"),
         ({"config": {"kafka": {"bootstrap_server": "k:9092"}}}, "bootstrap_server"),
         ({"config": {"state": {"secret": "in-values"}}}, "secret"),
+        ({"config": {"scale": {"stage": "judge"}}}, "stage"),
+        ({"scale": {"enabled": True, "judge": {"replica": 2}}}, "replica"),
+        ({"scale": {"enabled": True, "commitSeconds": 0}}, "commitSeconds"),
         ({"securityContext": {"readOnlyRootFilesystem": False}}, "readOnlyRootFilesystem"),
         ({"policy": {"version": 1, "models": [], "colour": "red"}}, "colour"),
     ],
@@ -296,8 +322,13 @@ def test_values_schema_rejects(values: dict[str, Any], named: str) -> None:
 @pytest.mark.parametrize(
     ("values", "fix"),
     [
-        ({"replicaCount": 2}, "config.state.changelog_topic"),
-        ({"config": {"state": {"changelog_topic": "shiftwatch.state"}}}, "secrets.state.name"),
+        ({"replicaCount": 2}, "scale.enabled"),
+        ({"config": {"state": {"changelog_topic": "shiftwatch.state"}}}, "scale.enabled=true"),
+        ({"scale": {"enabled": True}}, "secrets.state.name"),
+        (
+            {**SCALE, "config": {"history": {"path": "/var/lib/shiftwatch/h"}}},
+            "config.history.path",
+        ),
         ({"config": {"alerting": {"webhook_url": "https://x.example"}}}, "secrets.webhook.name"),
     ],
 )
@@ -348,16 +379,153 @@ def test_state_on_the_volume_with_one_replica() -> None:
     assert volumes["state"]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
 
 
-def test_state_on_the_changelog_with_replicas() -> None:
-    """Several replicas: no state.path, no PVC, the signing key mounted from its Secret."""
-    docs = render(CHANGELOG)
+def _stage_settings(config: dict[str, Any], workload: dict[str, Any]) -> Settings:
+    """The settings a stage's pod starts with: the file, and its --engine and --stage."""
+    (container,) = workload["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[:3] == ["run", "--config", "/etc/shiftwatch/shiftwatch.yaml"]
+    flags = dict(zip(args[3::2], args[4::2], strict=True))
+    scale = {**config.get("scale", {}), "engine": flags["--engine"], "stage": flags["--stage"]}
+    state = {k: v for k, v in config["state"].items() if k != "secret_file"}
+    return Settings.model_validate({**config, "scale": scale, "state": {**state, "secret": "x"}})
+
+
+def test_scale_mode_renders_an_ingest_and_a_judge_workload() -> None:
+    """scale.enabled: <release>-ingest and <release>-judge in place of the single workload,
+    each started as its stage of the quix engine, with its replicas and resources; the
+    configuration they share carries the scale values and no state file."""
+    docs = render(SCALE)
+    ingest, judge = f"{SERVICE}-ingest", f"{SERVICE}-judge"
+    found = workloads(docs)
+    assert set(found) == {ingest, judge}
+    assert {n: d["kind"] for n, d in found.items()} == {ingest: "Deployment", judge: "Deployment"}
     config, _ = rendered_config(docs)
     assert "path" not in config["state"]
-    assert config["state"]["changelog_topic"] == "shiftwatch.state"
     assert config["state"]["secret_file"] == "/run/secrets/shiftwatch/state-secret"
+    assert config["scale"] == {
+        "partials_topic": "sw.partials",
+        "partials_partitions": 12,
+        "commit_seconds": 2,
+        "emit_seconds": 0.25,
+        "state_dir": "/var/lib/shiftwatch/quix",
+    }
     assert kind(docs, "PersistentVolumeClaim") == []
-    spec = deployment(docs)["spec"]
-    assert spec["replicas"] == 3 and spec["strategy"]["type"] == "RollingUpdate"
+    for name, stage, replicas in ((ingest, "ingest", 3), (judge, "judge", 2)):
+        spec = found[name]["spec"]
+        assert spec["replicas"] == replicas
+        assert spec["strategy"] == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        }
+        assert spec["selector"]["matchLabels"]["app.kubernetes.io/component"] == stage
+        pod = spec["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["args"][3:] == ["--engine", "quix", "--stage", stage]
+        settings = _stage_settings(config, found[name])
+        assert (settings.scale.engine, settings.scale.stage) == ("quix", stage)
+        assert settings.state.path is None and str(settings.scale.state_dir).startswith(
+            "/var/lib/shiftwatch/"
+        )
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["state"] == {"name": "state", "emptyDir": {}}
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts["state"] == "/var/lib/shiftwatch"
+        assert mounts["secrets"] == "/run/secrets/shiftwatch"
+    ingest_pod = found[ingest]["spec"]["template"]["spec"]["containers"][0]
+    judge_pod = found[judge]["spec"]["template"]["spec"]["containers"][0]
+    assert ingest_pod["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"}}
+    assert (
+        judge_pod["resources"] == yaml.safe_load((CHART / "values.yaml").read_text())["resources"]
+    )
+
+
+def test_scale_mode_services_and_budgets_per_stage() -> None:
+    """Each stage has its Service (metrics on both; /verdict answers on the judge's, where
+    rollout controllers point) selecting only its pods, and its PDB; the single
+    Service is not rendered."""
+    docs = render(SCALE)
+    found = workloads(docs)
+    services = {d["metadata"]["name"]: d for d in kind(docs, "Service")}
+    assert set(services) == set(found) == {f"{SERVICE}-ingest", f"{SERVICE}-judge"}
+    budgets = {d["metadata"]["name"]: d for d in kind(docs, "PodDisruptionBudget")}
+    assert set(budgets) == set(found)
+    for name, workload in found.items():
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        selector = services[name]["spec"]["selector"]
+        assert selector.items() <= labels.items()
+        other = next(w for n, w in found.items() if n != name)
+        assert not selector.items() <= other["spec"]["template"]["metadata"]["labels"].items()
+        assert budgets[name]["spec"]["selector"]["matchLabels"] == selector
+        assert services[name]["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_scale_mode_judge_persistence_is_a_claim_per_pod() -> None:
+    """scale.judge.persistence: the judge is a StatefulSet with a state claim per pod (its
+    store and its outbox kept); the ingest pods keep an emptyDir."""
+    docs = render(SCALE_ON)
+    found = workloads(docs)
+    judge = found[f"{SERVICE}-judge"]
+    assert judge["kind"] == "StatefulSet"
+    assert judge["spec"]["serviceName"] == f"{SERVICE}-judge"
+    (claim,) = judge["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "state"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    pod = judge["spec"]["template"]["spec"]
+    assert "state" not in {v["name"] for v in pod["volumes"]}
+    assert {"name": "state", "mountPath": "/var/lib/shiftwatch"} in pod["containers"][0][
+        "volumeMounts"
+    ]
+    ingest = found[f"{SERVICE}-ingest"]
+    assert ingest["kind"] == "Deployment"
+    volumes = {v["name"]: v for v in ingest["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["state"] == {"name": "state", "emptyDir": {}}
+    assert kind(docs, "PersistentVolumeClaim") == []
+    # The secrets of the single mode are mounted in both stages alike.
+    for workload in found.values():
+        (container,) = workload["spec"]["template"]["spec"]["containers"]
+        assert container["env"][0]["name"] == "SHIFTWATCH_KAFKA__SSL_PASSWORD"
+
+
+def test_scale_mode_is_scraped_per_stage() -> None:
+    """One ServiceMonitor selects both stages' Services and labels each series with its
+    stage; it validates against the CRD."""
+    docs = render(SCALE_ON)
+    (monitor,) = kind(docs, "ServiceMonitor")
+    crd_validator("servicemonitors").validate(monitor)
+    match = monitor["spec"]["selector"]["matchLabels"]
+    for service in kind(docs, "Service"):
+        assert match.items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert {
+        "action": "replace",
+        "sourceLabels": ["__meta_kubernetes_service_label_app_kubernetes_io_component"],
+        "targetLabel": "stage",
+    } in endpoint["relabelings"]
+
+
+def test_scale_mode_notes_name_the_judge_and_the_topics() -> None:
+    """NOTES.txt points rollout controllers at the judge's Service and lists the topics the
+    tier needs: events keyed by request_id, the partials topic, Quix's changelog topics."""
+    rendered = helm.Chart.load(CHART).render(SCALE, name=RELEASE, namespace=NAMESPACE)
+    notes = rendered["shiftwatch/templates/NOTES.txt"]
+    assert f"http://{SERVICE}-judge.{NAMESPACE}.svc:9464" in notes
+    assert "produce every event keyed by its request_id" in notes
+    assert "sw.partials" in notes
+    assert "changelog__shiftwatch.ingest--shiftwatch.events--default" in notes
+    assert "changelog__shiftwatch.judge--sw.partials--default" in notes
+    assert "create topics" in notes
+
+
+def test_scale_values_default_to_the_settings_defaults() -> None:
+    """values.yaml's scale fields start at the defaults of the settings they set."""
+    from helm.values_schema import SCALE_FIELDS
+    from monitor.scale.settings import ScaleSettings
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["scale"]
+    defaults = ScaleSettings()
+    assert values["enabled"] is False
+    for value, field in SCALE_FIELDS.items():
+        assert values[value] == getattr(defaults, field), value
 
 
 def test_pod_is_hardened() -> None:
@@ -463,6 +631,9 @@ def test_helm_test_hook_checks_readyz_and_metrics() -> None:
     assert f"http://{SERVICE}:9464" in script
     assert '"$base/readyz"' in script and '"$base/metrics"' in script
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    (scaled,) = kind(render(SCALE), "Pod")
+    script = scaled["spec"]["containers"][0]["args"][0]
+    assert f"in http://{SERVICE}-ingest:9464 http://{SERVICE}-judge:9464;" in script
 
 
 def test_service_and_disruption_budget() -> None:

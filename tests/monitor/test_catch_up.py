@@ -4,7 +4,9 @@ Each assigned partition has its own watermark (the largest inference time read
 from it); a model's buckets are released by the minimum over the partitions
 that carry it and are not idle. A partition drained ahead of the others during
 a catch-up therefore makes nothing late, and a partition that never delivers
-stops holding the others back after ``limits.idle_timeout_seconds``.
+stops holding the others back after ``limits.idle_timeout_seconds``. The same
+uneven catch-up runs through the two-stage tier, where a second ingest replica
+joins mid-backlog (the embedded engine is one replica per consumer group).
 """
 
 from __future__ import annotations
@@ -23,9 +25,22 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
+from monitor.alerts import JsonlAlertSink
 from monitor.broker import EmbeddedBroker, create_topics
 from monitor.demo.simulator import Scenario, generate
-from tests.conftest import Monitor, committed_total, http_request, metric_sum, wait_kafka
+from monitor.messages import Message
+from monitor.pipeline import Pipeline
+from monitor.policy import load_policy
+from tests.conftest import (
+    DEMO_POLICY,
+    Monitor,
+    committed_total,
+    http_request,
+    metric_sum,
+    read_jsonl,
+    wait_kafka,
+)
+from tests.monitor.scale_stages import Stage
 
 pytestmark = pytest.mark.kafka
 
@@ -128,10 +143,6 @@ def test_uneven_catch_up_counts_nothing_late_and_matches_a_single_partition_run(
     """A backlog whose partition 2 runs ten minutes of event time ahead of partitions 0 and 1,
     caught up by one monitor SIGKILLed at 40% and restarted, counts no event late and ends with
     the checks and alerts of one monitor reading the same events in time order from one partition.
-
-    A second replica then joins the group and forces a rebalance. It joins only after the
-    backlog is consumed and committed, so it receives nothing; the rebalance must not make
-    anything late nor change the first monitor's checks.
     """
     bootstrap = broker.bootstrap_servers
     events = list(generate(SCENARIO, REQUESTS))
@@ -178,7 +189,7 @@ def test_uneven_catch_up_counts_nothing_late_and_matches_a_single_partition_run(
         }
         return Monitor(broker, spread, group, workdir, env=env)
 
-    first, second = monitor("first"), monitor("second")
+    first = monitor("first")
     late: dict[str, float] = {}
     try:
         first.start()
@@ -192,28 +203,145 @@ def test_uneven_catch_up_counts_nothing_late_and_matches_a_single_partition_run(
         _settle(lambda: _checks(first.verdict()) == _checks(expected), timeout=90)
         caught_up = first.verdict()
         late["first, restarted, caught up"] = metric_sum(_metrics(first), LATE)
-
-        second.start()
-        # Tansu reports the group Stable with both members once the rebalance is through
-        # (it does not report the members' assignments).
-        wait_kafka(lambda: _group_members(bootstrap, group) == ("Stable", 2), timeout=120)
-        wait_kafka(lambda: committed() == total, timeout=120)
-        after_rebalance = first.verdict()
-        late["first, after the rebalance"] = metric_sum(_metrics(first), LATE)
-        second_metrics = _metrics(second)
-        late["second replica"] = metric_sum(second_metrics, LATE)
     finally:
-        for mon in (second, first):
-            if mon.proc is not None and mon.proc.poll() is None:
-                mon.kill(signal.SIGTERM)
+        if first.proc is not None and first.proc.poll() is None:
+            first.kill(signal.SIGTERM)
 
     assert 0.4 * total <= at_kill < total, "the SIGKILL did not land mid-catch-up"
     assert "restored checkpoint" in (tmp_path / "first" / "log.txt").read_text()
     assert late == dict.fromkeys(late, 0.0)
     assert _checks(caught_up) == _checks(expected)
-    assert _checks(after_rebalance) == _checks(expected)
-    assert metric_sum(second_metrics, "shiftwatch_events_consumed_total") == 0
-    assert _records(first.alerts() + second.alerts()) == _records(expected_alerts)
+    assert _records(first.alerts()) == _records(expected_alerts)
+
+
+def _closing(events: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """One baseline inference per partition, a day after the last event: the tier's judge
+    releases a bucket when every partition has passed it (it sees no idleness between
+    partials), so these release every bucket of the traffic."""
+    last = max(datetime.fromisoformat(str(e["time"]).replace("Z", "+00:00")) for e in events)
+    at = (last + timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    return [
+        (
+            p,
+            {
+                "kind": "inference",
+                "id": f"closing-{p}",
+                "time": at,
+                "request_id": f"closing-{p}",
+                "model": "fraud-scorer",
+                "version": "v7-fp32",
+                "score": 0.5,
+                "decision": "allow",
+            },
+        )
+        for p in range(3)
+    ]
+
+
+class _NoDeadLetters:
+    """The traffic has no bad event: a dead letter fails the test."""
+
+    def send(self, message: Message, rejection: object) -> None:
+        raise AssertionError(f"dead letter in the reference run: {rejection}")
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _one_process(
+    events: list[dict[str, Any]], alerts: Path
+) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    """One monitor over ``events`` in order: its verdict, its alert records, its late count."""
+    sink = JsonlAlertSink(alerts)
+    pipeline = Pipeline(
+        load_policy(DEMO_POLICY), dead_letters=_NoDeadLetters(), alert_sinks=[sink], quiet=True
+    )
+    messages = [Message(json.dumps(e).encode(), "ref", 0, i) for i, e in enumerate(events)]
+    for start in range(0, len(messages), MAX_POLL_RECORDS):
+        pipeline.process(messages[start : start + MAX_POLL_RECORDS])
+    verdict = pipeline.verdicts.get("fraud-scorer", "v7-int8")
+    assert verdict is not None
+    late = pipeline.ledger.late
+    pipeline.close()  # and its sinks
+    return json.loads(json.dumps(verdict)), read_jsonl(alerts), late
+
+
+def test_an_ingest_replica_joining_the_tier_mid_catch_up_makes_nothing_late(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """The same uneven backlog through the two-stage tier: one ingest replica catches up
+    40% of every partition, a second one joins (a rebalance hands it partitions with their
+    routers), and the two catch up the rest. No process counts an event late, and the
+    judge ends with the checks and alerts of one monitor over the same events in time order.
+    """
+    bootstrap = broker.bootstrap_servers
+    events = list(generate(SCENARIO, REQUESTS))
+    closing = _closing(events)
+    expected, expected_alerts, late_ref = _one_process(
+        events + [e for _, e in closing], tmp_path / "reference.jsonl"
+    )
+    assert expected["verdict"] == "fail" and late_ref == 0
+    assert {a["check"] for a in expected_alerts} >= {"escalations", "new-privileged-tool"}
+
+    # 40% of each partition's events (partition 2 ten minutes ahead already), then the rest.
+    placed = [(_partition(e), e) for e in events]
+    head: list[tuple[int, dict[str, Any]]] = []
+    rest: list[tuple[int, dict[str, Any]]] = []
+    for p in range(3):
+        mine = [pe for pe in placed if pe[0] == p]
+        cut = int(0.4 * len(mine))
+        head += mine[:cut]
+        rest += mine[cut:]
+    run = uuid.uuid4().hex[:8]
+    topic = group = f"catch-up-tier-{run}"
+    create_topics(bootstrap, {topic: 3, f"{topic}.dlq": 1})
+
+    def stage(kind: str, name: str) -> Stage:
+        alerts = tmp_path / name / "alerts.jsonl" if kind == "judge" else None
+        return Stage(broker, kind, topic, group, tmp_path / name, alerts=alerts)
+
+    def ingested() -> int:
+        return committed_total(bootstrap, topic, f"{group}.ingest")
+
+    judge, first, second = stage("judge", "judge"), stage("ingest", "ingest-1"), None
+    stages = [judge, first]
+    try:
+        judge.start()
+        first.start()
+        _produce(bootstrap, topic, head)
+        wait_kafka(lambda: ingested() == len(head), timeout=120)
+        second = stage("ingest", "ingest-2")
+        stages.append(second.start())
+        wait_kafka(lambda: _group_members(bootstrap, f"{group}.ingest") == ("Stable", 2), 120)
+        _produce(bootstrap, topic, rest + closing)
+        wait_kafka(lambda: ingested() == len(placed) + len(closing), timeout=120)
+        _settle(lambda: _judged(judge) == _checks(expected), timeout=90)
+        got = judge.verdict()
+        late = {one.workdir.name: metric_sum(one.get("/metrics"), LATE) for one in stages}
+        consumed = metric_sum(second.get("/metrics"), "shiftwatch_events_consumed_total")
+    finally:
+        for one in stages:
+            if one.proc is not None and one.proc.poll() is None:
+                one.kill(signal.SIGTERM)
+
+    assert late == {"judge": 0.0, "ingest-1": 0.0, "ingest-2": 0.0}
+    assert consumed > 0, "the second ingest replica was given no partition"
+    assert "restored partition state" in second.log.read_text()
+    assert _checks(got) == _checks(expected)
+    alerts = read_jsonl(tmp_path / "judge" / "alerts.jsonl")
+    assert len(alerts) == len(_records(alerts)), "an alert was delivered twice"
+    assert _records(alerts) == _records(expected_alerts)
+
+
+def _judged(judge: Stage) -> list[dict[str, Any]] | None:
+    """The judge's checks, or None while it does not serve the model yet."""
+    try:
+        return _checks(judge.verdict())
+    except OSError:  # 404 until its first partial, 503 while starting
+        return None
 
 
 def _trickle(

@@ -534,11 +534,59 @@ def test_webhook_secret_from_env_or_file_is_hidden(
     assert from_file.alerting.secret() == SECRET.encode()
 
 
-def test_changelog_needs_a_shared_secret_and_excludes_a_state_file() -> None:
-    text = config_error(policy="p.yaml", state={"changelog_topic": "shiftwatch.state"})
-    assert "SHIFTWATCH_STATE__CHANGELOG_SECRET" in text
+#: The one line a removed state.changelog_topic gets, naming the field and what replaces it.
+CHANGELOG_REMOVED = (
+    "invalid configuration:\n  state.changelog_topic: removed in 0.4.0 — the changelog "
+    "scale-out mode is replaced by the two-stage tier on Quix Streams: run `shiftwatch run "
+    "--engine quix --stage ingest` and `--stage judge` replicas (scale.*, docs/scale.md)"
+)
+
+
+def test_a_changelog_topic_in_the_file_is_refused_naming_the_replacement(tmp_path: Path) -> None:
+    """state.changelog_topic (the changelog scale-out mode, removed) fails with one message."""
+    config = write_yaml(tmp_path, {"state": {"changelog_topic": "shiftwatch.state"}})
+    assert config_error(config, policy="p.yaml") == CHANGELOG_REMOVED
+
+
+def test_a_changelog_topic_in_the_environment_is_refused_with_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SHIFTWATCH_STATE__CHANGELOG_TOPIC stops ``shiftwatch run`` at start: status 2, the
+    message on stderr, even with the secret the mode needed."""
+    from monitor.cli import main
+
+    monkeypatch.setenv("SHIFTWATCH_STATE__CHANGELOG_TOPIC", "shiftwatch.state")
+    monkeypatch.setenv("SHIFTWATCH_STATE__CHANGELOG_SECRET", SECRET)
+    assert main(["run", "--policy", str(tmp_path / "p.yaml")]) == 2
+    assert capsys.readouterr().err == f"shiftwatch run: {CHANGELOG_REMOVED}\n"
+
+
+def test_the_old_secret_names_still_sign_checkpoints(tmp_path: Path) -> None:
+    """state.changelog_secret and changelog_secret_file are aliases of state.secret(_file);
+    setting a name and its alias together is refused."""
+    old = load_settings(policy="p.yaml", state={"changelog_secret": SECRET})
+    assert old.state.signing_key() == SECRET.encode()
+    from_file = load_settings(
+        policy="p.yaml", state={"changelog_secret_file": str(secret_file(tmp_path))}
+    )
+    assert from_file.state.signing_key() == SECRET.encode()
+    quix = load_settings(
+        policy="p.yaml",
+        state={"changelog_secret": SECRET},
+        scale={"engine": "quix", "stage": "judge"},
+    )
+    assert quix.state.signing_key() == SECRET.encode()
+    text = config_error(policy="p.yaml", state={"secret": "a", "changelog_secret": "b"})
+    assert "state.secret and state.changelog_secret are one setting" in text
+
+
+def test_the_quix_engine_refuses_a_history_path() -> None:
+    """The judge stage records no history yet: an explicit history.path is refused, not
+    silently ignored."""
     text = config_error(
         policy="p.yaml",
-        state={"changelog_topic": "t", "changelog_secret": "s", "path": "/tmp/x.sqlite3"},
+        state={"secret": SECRET},
+        scale={"engine": "quix", "stage": "judge"},
+        history={"path": "/r/h.sqlite3"},
     )
-    assert "not both" in text
+    assert "history.path: the two-stage tier (scale.engine quix) records no history yet" in text

@@ -415,7 +415,7 @@ def test_run_with_a_state_file_records_the_history_next_to_it(
 
 def test_history_settings_are_validated_and_placed() -> None:
     """A bad history setting names its field; the file goes next to state.path unless set,
-    and a changelog records only to an explicit path."""
+    and the two-stage tier (scale.engine quix) records none."""
     with pytest.raises(ConfigError, match=r"history\.resolution_seconds"):
         load_settings(policy=str(DEMO_POLICY), history={"resolution_seconds": 0})
     with pytest.raises(ConfigError, match=r"history\.retention_days"):
@@ -426,9 +426,8 @@ def test_history_settings_are_validated_and_placed() -> None:
         policy=str(DEMO_POLICY), state={"path": "/v/s.sqlite3"}, history={"enabled": False}
     )
     assert history_path(off) is None
-    changelog = {"changelog_topic": "t", "secret": "k" * 32}
-    assert history_path(load_settings(policy=str(DEMO_POLICY), state=changelog)) is None
-    explicit = load_settings(
-        policy=str(DEMO_POLICY), state=changelog, history={"path": "/r/h.sqlite3"}
-    )
+    explicit = load_settings(policy=str(DEMO_POLICY), history={"path": "/r/h.sqlite3"})
     assert history_path(explicit) == Path("/r") / HISTORY_FILE
+    quix = {"engine": "quix", "stage": "judge"}
+    tier = load_settings(policy=str(DEMO_POLICY), state={"secret": "k" * 32}, scale=quix)
+    assert history_path(tier) is None

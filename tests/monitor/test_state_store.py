@@ -12,7 +12,6 @@ import stat
 import struct
 import subprocess
 import sys
-import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -175,7 +174,7 @@ def test_envelope_refuses_another_key() -> None:
 
 
 def test_envelope_refuses_other_formats_naming_format_and_writer() -> None:
-    """Format 1 (the signed changelog records of 0.1.0) and any other number are refused."""
+    """Format 1 (the signed checkpoints of 0.1.0) and any other number are refused."""
     old = Checkpoint(policy="p", state={}, format=1, code_version="0.1.0")
     with pytest.raises(CheckpointError) as err:
         open_sealed(seal(old, KEY), KEY)
@@ -424,14 +423,3 @@ def test_run_state_mismatch_fail_exits_2_before_consuming(tmp_path: Path) -> Non
         "(or SHIFTWATCH_STATE__MISMATCH=fresh) to discard it and resume from the committed "
         "Kafka offsets, or move the file away."
     ]
-
-
-def test_legacy_changelog_record_is_recognised_without_decompressing_it_all() -> None:
-    """A format 1 changelog record (zlib of a signed pickle) is recognised by its first bytes."""
-    from monitor.changelog import _is_legacy
-
-    payload = pickle.dumps({"state": b"x" * 1000})
-    legacy = zlib.compress(b"SWCK1" + hmac.new(KEY, payload, hashlib.sha256).digest() + payload, 1)
-    assert _is_legacy(legacy)
-    assert not _is_legacy(seal(checkpoint({}), KEY, compress=True))
-    assert not _is_legacy(zlib.compress(b"something else"))
