@@ -233,7 +233,7 @@ def test_two_ingest_replicas_and_a_judge_equal_one_process(
         tier.close()
     assert expected[MODELS[0]]["verdict"] == got["verdict"] == "fail"
     _same_alerts(tier.alerts(), expected_alerts)
-    assert metric_sum(metrics, "shiftwatch_late_events_total") == 0
+    assert metric_sum(metrics, "shiftwatch_events_late_total") == 0
     # Both ingest replicas read partitions (the group split the 6 between them).
     for name in ("ingest-1", "ingest-2"):
         assert "restored partition state" not in (tmp_path / name / "log.txt").read_text()
@@ -264,7 +264,7 @@ def test_a_killed_ingest_replicas_partitions_move_with_their_routers(
     finally:
         tier.close()
     _same_alerts(tier.alerts(), expected_alerts)
-    assert metric_sum(metrics, "shiftwatch_late_events_total") == 0
+    assert metric_sum(metrics, "shiftwatch_events_late_total") == 0
     assert "restored partition state" in survivor.log.read_text()
 
 
