@@ -3,8 +3,8 @@
 - ``broker``: the embedded Kafka-protocol broker (Tansu, in memory) on its own,
   with shiftwatch's topics, until SIGTERM or Ctrl-C;
 - ``simulate``: the demo's baseline and candidate traffic written to a JSONL file;
-- ``produce``: a JSONL file's lines produced to a topic, keyed by model, as a
-  service's producers would.
+- ``produce``: a JSONL file's lines produced to a topic, keyed by request id, as a
+  service's producers should.
 
 ``docs/quickstart.md`` strings them together with ``shiftwatch run``.
 """
@@ -161,7 +161,7 @@ def _produce(args: argparse.Namespace) -> int:
     try:
         for batch in iter_file_batches(args.events, 5000):
             for message in batch:
-                producer.send(args.topic, value=message.value, key=_model_key(message.value))
+                producer.send(args.topic, value=message.value, key=_request_key(message.value))
                 sent += 1
         producer.flush(timeout=60)
     finally:
@@ -170,13 +170,13 @@ def _produce(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_key(value: bytes) -> bytes | None:
-    """The message key: the event's model (docs/events.md, "Kafka topics and keys")."""
+def _request_key(value: bytes) -> bytes | None:
+    """The message key: the event's request id (docs/events.md, "Kafka topics and keys")."""
     try:
         obj: Any = json.loads(value)
     except ValueError:
         return None
     if isinstance(obj, dict) and isinstance(obj.get("data"), dict):
         obj = obj["data"]
-    model = obj.get("model") if isinstance(obj, dict) else None
-    return model.encode() if isinstance(model, str) else None
+    request = obj.get("request_id") if isinstance(obj, dict) else None
+    return request.encode() if isinstance(request, str) else None
