@@ -80,7 +80,8 @@ SCALE: dict[str, Any] = {
         "commitSeconds": 2,
         "emitSeconds": 0.25,
         "ingest": {"replicas": 3, "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
-        "judge": {"replicas": 2},
+        # Judge pods without a claim (the default gives each one): the Deployment path.
+        "judge": {"replicas": 2, "persistence": {"enabled": False}},
     },
     "secrets": {"state": {"name": "shiftwatch-state"}},
 }
@@ -484,6 +485,16 @@ def test_scale_mode_judge_persistence_is_a_claim_per_pod() -> None:
     for workload in found.values():
         (container,) = workload["spec"]["template"]["spec"]["containers"]
         assert container["env"][0]["name"] == "SHIFTWATCH_KAFKA__SSL_PASSWORD"
+
+
+def test_scale_mode_gives_each_judge_pod_a_claim_by_default() -> None:
+    """The judge's alert outbox must outlive a restart (else alerts raised again after its
+    last commit would go out again): by default each judge pod has its own claim."""
+    docs = render({"scale": {"enabled": True}, "secrets": {"state": {"name": "s"}}})
+    judge = workloads(docs)[f"{SERVICE}-judge"]
+    assert judge["kind"] == "StatefulSet"
+    (claim,) = judge["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "state"
 
 
 def test_scale_mode_is_scraped_per_stage() -> None:
