@@ -501,8 +501,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     row = measure_throughput(case, bootstrap, payloads, target)
                     row["round"] = round_no
                     rows.append(row)
+                    costs = ", ".join(f"{c:.1f}" for c in row["cpu_us_per_event"])
                     print(
-                        f"round {round_no} {case}: {row['events_per_s']:,.0f} events/s", flush=True
+                        f"round {round_no} {case}: {row['events_per_s']:,.0f} events/s; CPU "
+                        f"µs/event (judging process first): {costs}",
+                        flush=True,
                     )
             med = median_by_case(rows, "events_per_s")
             base = med.get("embedded")
