@@ -215,6 +215,7 @@ def measure_throughput(
     create_topics(bootstrap, {topic: PARTITIONS, f"{topic}.dlq": 1})
     workdir = Path(tempfile.mkdtemp(prefix=f"scale-{case}-"))
     judging, procs = start_case(case, bootstrap, topic, workdir)
+    done = False
     try:
         time.sleep(SETTLE)
         produced: list[float] = []
@@ -222,7 +223,7 @@ def measure_throughput(
             target=lambda: produced.append(produce(bootstrap, topic, payloads))
         )
         producer.start()
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + 240
         first_at = first_count = None
         cpu_at_start: list[float] = []
         while time.monotonic() < deadline:
@@ -236,6 +237,7 @@ def measure_throughput(
                 seconds = now - first_at
                 cpu = [p.cpu_seconds() - c for p, c in zip(procs, cpu_at_start, strict=True)]
                 producer.join()
+                done = True
                 return {
                     "case": case,
                     "events": target,
@@ -249,11 +251,12 @@ def measure_throughput(
                 if p.proc.poll() is not None:
                     raise RuntimeError(f"{case}: a process exited; see {p.workdir}/log.txt")
             time.sleep(0.1)
-        raise RuntimeError(f"{case}: not done in 600 s; see {workdir}")
+        raise RuntimeError(f"{case}: not done in 240 s; see {workdir}")
     finally:
         for p in procs:
             p.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if done:
+            shutil.rmtree(workdir, ignore_errors=True)  # else its logs stay for a look
 
 
 # --------------------------------------------------------------------------- ceiling

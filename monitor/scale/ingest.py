@@ -23,6 +23,7 @@ judge drops it by offset.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -117,10 +118,18 @@ class IngestStage:
         self._waiting: dict[tuple[str, int], list[Message]] = {}
         self._since: dict[tuple[str, int], float] = {}
         self._unsaved: set[tuple[str, int]] = set()
+        # Quix flushes a sink in a thread of its own when partitions are revoked, and
+        # gives up waiting after a deadline; the lock keeps that flush and the
+        # consumer thread's next call from interleaving.
+        self._lock = threading.Lock()
 
     # -- what the sink is told ----------------------------------------------------------
     def add(self, message: Message) -> None:
         """One message read; its partition's waiting messages are routed when due."""
+        with self._lock:
+            self._add(message)
+
+    def _add(self, message: Message) -> None:
         tp = (message.topic, message.partition)
         waiting = self._waiting.get(tp)
         if waiting is None:
@@ -136,6 +145,10 @@ class IngestStage:
         Called by Quix's checkpoint before it commits the input offsets: when this
         returns, everything up to them is in the partials topic and the state store.
         """
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
         for tp in list(self._waiting):
             self._route(tp)
         self.partials.flush()
@@ -153,6 +166,10 @@ class IngestStage:
     def revoked(self, topic: str, partition: int) -> None:
         """The partition went to another replica (after Quix's last commit of it)."""
         tp = (topic, partition)
+        with self._lock:
+            self._drop(tp)
+
+    def _drop(self, tp: tuple[str, int]) -> None:
         self._parts.pop(tp, None)
         self._waiting.pop(tp, None)
         self._since.pop(tp, None)

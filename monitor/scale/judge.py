@@ -25,6 +25,7 @@ are raised again with the same ids, and the outbox and the alerts file
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -116,6 +117,8 @@ class JudgeStage:
         #: Partials partition -> the offset this replica continues from.
         self._next: dict[tuple[str, int], int] = {}
         self._unsaved: set[str] = set()
+        # As the ingest stage's: a revoke's flush runs in a thread Quix may stop waiting for.
+        self._lock = threading.Lock()
         self.partials = Counter(
             "shiftwatch_scale_partials",
             "Partials the judge read, by outcome: applied, repeated (every row already "
@@ -134,6 +137,10 @@ class JudgeStage:
 
     def add(self, value: bytes, topic: str, partition: int, offset: int) -> None:
         """One partial read from the partials topic: judge its rows this replica lacks."""
+        with self._lock:
+            self._add(value, topic, partition, offset)
+
+    def _add(self, value: bytes, topic: str, partition: int, offset: int) -> None:
         tp = (topic, partition)
         if self._next.get(tp) != offset:
             self._forget(tp)  # newly assigned, or read again from an earlier commit
@@ -172,6 +179,10 @@ class JudgeStage:
 
     def flush(self) -> None:
         """Save every model judged since the last checkpoint (called before Quix commits)."""
+        with self._lock:
+            self._save()
+
+    def _save(self) -> None:
         for name in sorted(self._unsaved):
             model = self._models.get(name)
             if model is None:
@@ -187,8 +198,9 @@ class JudgeStage:
 
     def revoked(self, topic: str, partition: int) -> None:
         """The partials partition went to another replica: its models' verdicts are withdrawn."""
-        self._forget((topic, partition))
-        self._next.pop((topic, partition), None)
+        with self._lock:
+            self._forget((topic, partition))
+            self._next.pop((topic, partition), None)
 
     def close(self) -> None:
         for sink in self.alert_sinks:
