@@ -198,9 +198,13 @@ class IngestStage:
         self._account(consumed, routed, rejected, folded, len(batch), time.perf_counter() - started)
 
     def _partition(self, tp: tuple[str, int], first: int) -> _Partition:
-        """The partition's router, restored from the store unless this replica continues it."""
+        """The partition's router: this replica's own while it goes on reading forward, else
+        the one saved in the store (or a new one)."""
         part = self._parts.get(tp)
-        if part is not None and part.next_offset == first:
+        # Forward is the same assignment going on: offsets may skip (transaction markers,
+        # compaction). Backward is a re-read from the last commit: the saved router is
+        # the one of that offset. A partition taken away was dropped by revoked().
+        if part is not None and first >= part.next_offset:
             return part
         part = _Partition(self._new_router(), first)
         blob = load(self.store(*tp))

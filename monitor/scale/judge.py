@@ -114,7 +114,7 @@ class JudgeStage:
         self._digest = policy_digest(policy)
         self._policies = {m.name: Policy(version=1, models=[m]) for m in policy.models}
         self._models: dict[str, _Model] = {}
-        #: Partials partition -> the offset this replica continues from.
+        #: Partials partition -> the offset after the last one read here.
         self._next: dict[tuple[str, int], int] = {}
         self._unsaved: set[str] = set()
         # As the ingest stage's: a revoke's flush runs in a thread Quix may stop waiting for.
@@ -142,8 +142,10 @@ class JudgeStage:
 
     def _add(self, value: bytes, topic: str, partition: int, offset: int) -> None:
         tp = (topic, partition)
-        if self._next.get(tp) != offset:
-            self._forget(tp)  # newly assigned, or read again from an earlier commit
+        if offset < self._next.get(tp, 0):
+            # Read again from the last commit (a partition taken away was dropped by
+            # revoked()): its models go back to their saved state. Forward gaps are fine.
+            self._forget(tp)
         self._next[tp] = offset + 1
         try:
             partial = read_partial(value)

@@ -457,3 +457,61 @@ def test_a_stage_configured_from_the_environment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("SHIFTWATCH_STATE__SECRET", "s" * 32)
     scale = load_settings(policy=str(DEMO_POLICY)).scale
     assert (scale.engine, scale.stage, scale.partials_topic) == ("quix", "judge", "p")
+
+
+def test_an_ingest_stage_goes_on_over_an_offset_gap_and_rereads_from_its_store_backwards(
+    policy: Policy, messages: list[Message]
+) -> None:
+    """Offsets may skip forward (transaction markers, compaction): the replica's own router
+    goes on. Offsets going back mean a re-read from the last commit: the saved router."""
+    store: dict[bytes, bytes] = {}
+    loads: list[tuple[str, int]] = []
+
+    def counted(t: str, p: int) -> DictState:
+        loads.append((t, p))
+        return DictState(store, f"{t}:{p}/".encode())
+
+    stage = IngestStage(
+        policy,
+        LimitsSettings(),
+        dead_letters=NoDeadLetters(),
+        partials=Topic(),
+        metrics=Metrics(),
+        store=counted,
+        signing_key=KEY,
+        emit_events=50,
+        emit_seconds=1e9,
+    )
+    mine = [m for m in messages if m.partition == 0][:300]
+    for message in mine[:100]:
+        stage.add(message)
+    assert len(loads) == 1  # the first batch: nothing in memory, the store asked
+    stage.flush()
+    saves = len(loads)
+    gap = [Message(m.value, m.topic, m.partition, m.offset + 1000) for m in mine[100:200]]
+    for message in gap:
+        stage.add(message)
+    assert len(loads) == saves  # forward over the gap: its own router, no load
+    for message in mine[100:150]:  # back to offset 100 (the commit): from the store
+        stage.add(message)
+    assert len(loads) == saves + 1
+
+
+def test_a_judge_reading_a_partition_again_from_an_earlier_offset_restores_its_models(
+    policy: Policy, messages: list[Message]
+) -> None:
+    expected, _ = one_process(policy, messages)
+    partials = routed_partials(policy, messages, 700)
+    store: dict[bytes, bytes] = {}
+    stage = judge(policy, store, Alerts())
+    half = len(partials) // 2
+    for offset, blob in enumerate(partials[:half]):
+        stage.add(blob, "partials", 0, offset * 2)  # every other offset: gaps go on
+    stage.flush()
+    for offset, blob in enumerate(partials[half:], start=half):
+        stage.add(blob, "partials", 0, offset * 2)
+    # Quix seeks back to the commit after a failed checkpoint: the saved model, and the
+    # partials after it again; the judge ends as one process.
+    for offset, blob in enumerate(partials[half:], start=half):
+        stage.add(blob, "partials", 0, offset * 2)
+    assert judged(stage) == expected
