@@ -110,15 +110,19 @@ def messages() -> list[Message]:
     return out
 
 
-def ingest(policy: Policy, store: dict[bytes, bytes], topic: Topic, **kw: Any) -> IngestStage:
+def ingest(policy: Policy, data: dict[bytes, bytes], topic: Topic, **kw: Any) -> IngestStage:
+    """An ingest stage keeping its state in ``data`` (``kw`` may replace any argument)."""
     return IngestStage(
         policy,
         LimitsSettings(),
         dead_letters=NoDeadLetters(),
         partials=topic,
         metrics=Metrics(),
-        store=lambda t, p: DictState(store, f"{t}:{p}/".encode()),
-        **{"signing_key": KEY, **kw},
+        **{
+            "store": lambda t, p: DictState(data, f"{t}:{p}/".encode()),
+            "signing_key": KEY,
+            **kw,
+        },
     )
 
 
@@ -471,17 +475,7 @@ def test_an_ingest_stage_goes_on_over_an_offset_gap_and_rereads_from_its_store_b
         loads.append((t, p))
         return DictState(store, f"{t}:{p}/".encode())
 
-    stage = IngestStage(
-        policy,
-        LimitsSettings(),
-        dead_letters=NoDeadLetters(),
-        partials=Topic(),
-        metrics=Metrics(),
-        store=counted,
-        signing_key=KEY,
-        emit_events=50,
-        emit_seconds=1e9,
-    )
+    stage = ingest(policy, store, Topic(), store=counted, emit_events=50, emit_seconds=1e9)
     mine = [m for m in messages if m.partition == 0][:300]
     for message in mine[:100]:
         stage.add(message)
