@@ -23,8 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from monitor.config import KafkaSettings, _secret
 from monitor.config_errors import ConfigError
+from monitor.kafka_settings import KafkaSettings, read_secret
 
 __all__ = [
     "FIELDS",
@@ -96,7 +96,7 @@ def common_config(settings: KafkaSettings) -> dict[str, Any]:
         cfg["sasl.mechanism"] = settings.sasl_mechanism
         if settings.sasl_username is not None:
             cfg["sasl.username"] = settings.sasl_username
-        password = _secret(settings.sasl_password, settings.sasl_password_file)
+        password = read_secret(settings.sasl_password, settings.sasl_password_file)
         if password is not None:
             cfg["sasl.password"] = password
         if settings.sasl_oauth_token_file is not None:
