@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from monitor.fast_events import ActionView, FastAction
 from monitor.messages import SourcePosition
 from monitor.streams import decode_stream, encode_stream
-from monitor.work import GroupTable, ModelWork
+from monitor.work import Columns, GroupTable, ModelWork
 
 __all__ = ["Partial", "from_work", "read_partial", "to_work"]
 
@@ -205,39 +205,38 @@ def to_work(partial: Partial, table: GroupTable, after: int) -> ModelWork:
     topic, part = partial.topic, partial.partition
 
     inf = partial.inferences
-    offsets = _ints(inf.offset)
-    keep = np.flatnonzero(offsets > after)
+    keep, offsets = _kept(inf, work.inferences, recode, after)
     if len(keep):
         rows = work.inferences
-        rows.at = _floats(inf.at)[keep].tolist()
-        rows.group = recode[_ints(inf.group)[keep]].tolist()
         rows.decision = [inf.decision[i] for i in keep.tolist()]
         rows.negative = np.frombuffer(inf.negative, dtype=np.bool_)[keep].tolist()
         rows.score = _optional(_floats(inf.score)[keep])
         rows.latency_ms = _optional(_floats(inf.latency_ms)[keep])
-        rows.position = [SourcePosition(topic, part, o) for o in offsets[keep].tolist()]
+        rows.position = [SourcePosition(topic, part, o) for o in offsets]
         work.position = rows.position[-1]
 
     act = partial.actions
-    offsets = _ints(act.offset)
-    keep = np.flatnonzero(offsets > after)
-    if len(keep):
-        rows_a = work.actions
-        rows_a.at = _floats(act.at)[keep].tolist()
-        rows_a.group = recode[_ints(act.group)[keep]].tolist()
-        rows_a.offset = offsets[keep].tolist()
-        rows_a.event = [act.event[i] for i in keep.tolist()]
+    keep, work.actions.offset = _kept(act, work.actions, recode, after)
+    work.actions.event = [act.event[i] for i in keep.tolist()]
 
     out = partial.outcomes
-    offsets = _ints(out.offset)
-    keep = np.flatnonzero(offsets > after)
+    keep, work.outcomes.offset = _kept(out, work.outcomes, recode, after)
     if len(keep):
         rows_o = work.outcomes
-        rows_o.at = _floats(out.at)[keep].tolist()
-        rows_o.group = recode[_ints(out.group)[keep]].tolist()
-        rows_o.offset = offsets[keep].tolist()
         rows_o.label = [out.label[i] for i in keep.tolist()]
         rows_o.negative = np.frombuffer(out.negative, dtype=np.bool_)[keep].tolist()
         rows_o.score = _optional(_floats(out.score)[keep])
         rows_o.own_at = _floats(out.own_at)[keep].tolist()
     return work
+
+
+def _kept(
+    rows: _Inferences | _Actions | _Outcomes, into: Columns, recode: NDArray[np.int64], after: int
+) -> tuple[NDArray[np.intp], list[int]]:
+    """Which rows lie past offset ``after``; their times and recoded groups go ``into`` the
+    work's columns. Returns their indices and their offsets."""
+    offsets = _ints(rows.offset)
+    keep = np.flatnonzero(offsets > after)
+    into.at = _floats(rows.at)[keep].tolist()
+    into.group = recode[_ints(rows.group)[keep]].tolist()
+    return keep, offsets[keep].tolist()
