@@ -24,7 +24,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import YamlConfigSettingsSource as _YamlSource
 
-from monitor.config_errors import ENV_PREFIX, REMOVED, ConfigError, config_fix
+from monitor.config_errors import ENV_PREFIX, EXPLAINED, REMOVED, ConfigError, config_fix
 from monitor.kafka_settings import KafkaSettings, check_files, read_secret
 from monitor.scale.settings import ScaleSettings
 
@@ -267,21 +267,24 @@ class Settings(BaseSettings):
         if self.scale.engine != "quix":
             return self
         if self.state.path is not None:
-            raise ValueError(
+            raise PydanticCustomError(
+                EXPLAINED,
                 "state.path is the embedded engine's SQLite store; with scale.engine quix each "
                 "stage keeps its state in scale.state_dir and Quix's changelog topics: unset "
-                "state.path"
+                "state.path",
             )
         if self.history.path is not None:
-            raise ValueError(
+            raise PydanticCustomError(
+                EXPLAINED,
                 "history.path: the two-stage tier (scale.engine quix) records no history yet "
                 "(its judge stage has no recorder): unset history.path; the embedded engine "
-                "records it"
+                "records it",
             )
         if not self.state.signing_key():
-            raise ValueError(
+            raise PydanticCustomError(
+                EXPLAINED,
                 "scale.engine quix signs the state it keeps in Kafka: set "
-                f"{ENV_PREFIX}STATE__SECRET or state.secret_file, the same on every replica"
+                f"{ENV_PREFIX}STATE__SECRET or state.secret_file, the same on every replica",
             )
         return self
 

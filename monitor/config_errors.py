@@ -8,12 +8,14 @@ from pydantic import BaseModel
 
 from monitor.suggest import did_you_mean, enum_suggestion
 
-__all__ = ["ENV_PREFIX", "REMOVED", "ConfigError", "config_fix"]
+__all__ = ["ENV_PREFIX", "EXPLAINED", "REMOVED", "ConfigError", "config_fix"]
 
 #: Environment variables that configure ``shiftwatch run`` start with this.
 ENV_PREFIX = "SHIFTWATCH_"
 #: The error type of a setting removed in a release: its message names the replacement.
 REMOVED = "removed_setting"
+#: The error type of a check whose message already says how to fix it: nothing is added.
+EXPLAINED = "explained"
 
 
 class ConfigError(ValueError):
@@ -46,7 +48,7 @@ _CONFIG_FIXES = {
 def config_fix(error: Any, field: str, settings: type[BaseModel]) -> str:
     """`` (did you mean ...) (fix: ...)`` for one validation error of the settings."""
     kind = error["type"]
-    if kind == REMOVED:
+    if kind in (REMOVED, EXPLAINED):
         return ""
     if kind == "missing":
         return f" (fix: {_fix_for(field)})"

@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from monitor.config_errors import EXPLAINED
 
 __all__ = ["ScaleSettings"]
 
@@ -62,13 +65,15 @@ class ScaleSettings(BaseModel):
     @model_validator(mode="after")
     def _stage_named(self) -> ScaleSettings:
         if self.engine == "quix" and self.stage is None:
-            raise ValueError(
+            raise PydanticCustomError(
+                EXPLAINED,
                 "scale.engine quix runs one stage per process: set scale.stage to ingest "
-                "(reads the event topics) or judge (runs the detectors), e.g. --stage ingest"
+                "(reads the event topics) or judge (runs the detectors), e.g. --stage ingest",
             )
         if self.engine == "embedded" and self.stage is not None:
-            raise ValueError(
+            raise PydanticCustomError(
+                EXPLAINED,
                 f"scale.stage {self.stage} needs scale.engine quix (--engine quix); the embedded "
-                "engine runs both stages in one process"
+                "engine runs both stages in one process",
             )
         return self
